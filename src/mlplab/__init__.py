@@ -1,0 +1,17 @@
+"""mlplab: build, train, compare and inspect multi-layer perceptrons and their family."""
+
+from mlplab import nn  # noqa: F401  (registers every layer before specs are validated)
+from mlplab.build import build_model
+from mlplab.count import count
+from mlplab.data import build_dataset
+from mlplab.errors import DataError, MlplabError, SpecError, TrainingError
+from mlplab.run import RunResult, load_run, resume, train
+from mlplab.spec import RunSpec, load_spec, parse_spec
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "train", "resume", "load_run", "RunResult", "RunSpec", "load_spec", "parse_spec",
+    "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
+    "TrainingError", "__version__",
+]

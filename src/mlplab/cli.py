@@ -1,0 +1,172 @@
+"""The `mlplab` command: parses arguments, calls the Python API, prints errors cleanly.
+
+Every failure mlplab can explain prints `error: <one sentence>` and exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from mlplab.errors import MlplabError
+
+out = Console(highlight=False)
+
+
+def _metrics_table(title: str, metrics: dict[str, dict[str, float]]) -> Table:
+    names = sorted({k for part in metrics.values() for k in part})
+    table = Table(title=title)
+    table.add_column("split")
+    for name in names:
+        table.add_column(name, justify="right")
+    for split, values in metrics.items():
+        table.add_row(split, *(f"{values[n]:.4f}" if n in values else "" for n in names))
+    return table
+
+
+def _print_result(summary: dict, run_dir: Path | None) -> None:
+    out.print(_metrics_table("metrics", {k: summary[k] for k in ("train", "val", "test")}))
+    c, t = summary["counts"], summary["timings"]
+    out.print(f"params {c['params']:,} (trainable {c['trainable_params']:,})  "
+              f"FLOPs/sample {c['flops_per_sample']:,}  best epoch {summary['best_epoch']}"
+              f"/{summary['epochs']}")
+    out.print(f"train {t['train_seconds']:.1f}s  {t['samples_per_second']:,.0f} samples/s  "
+              f"{t['gflops_per_second']:.2f} GFLOP/s")
+    if run_dir is not None:
+        out.print(f"run directory: {run_dir}")
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from mlplab.run import default_run_dir, resume, train
+    from mlplab.spec import load_spec
+
+    if args.resume:
+        if args.spec or args.set:
+            raise MlplabError("--resume takes the spec saved in the run directory; "
+                              "do not pass a spec or --set")
+        result = resume(args.resume, quiet=args.quiet)
+    else:
+        if not args.spec:
+            raise MlplabError("train needs a spec file (or --resume RUN_DIR)")
+        spec = load_spec(args.spec, args.set)
+        result = train(spec, out=args.out or default_run_dir(spec), quiet=args.quiet)
+    _print_result(result.summary(), result.run_dir)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from mlplab.spec import load_spec
+
+    spec = load_spec(args.spec, args.set)
+    if args.data:
+        from mlplab.data import build_dataset
+
+        data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+        out.print(f"data: {len(data.train)}/{len(data.val)}/{len(data.test)} rows "
+                  f"(train/val/test), {len(data.schema.numeric)} numeric and "
+                  f"{len(data.schema.categorical)} categorical features, {data.target.kind}")
+    out.print(f"{args.spec}: valid")
+    if args.show:
+        out.print_json(json.dumps(spec.model_dump(mode="json")))
+
+
+def cmd_datasets(args: argparse.Namespace) -> None:
+    from mlplab.data.sources import SKLEARN_SETS, search_rdatasets
+
+    if not args.search:
+        table = Table(title="bundled with scikit-learn")
+        table.add_column("source")
+        table.add_column("description")
+        for name, text in SKLEARN_SETS.items():
+            table.add_row(f"sklearn:{name}", text)
+        out.print(table)
+    found = search_rdatasets(args.search or "")
+    if args.search:
+        table = Table(title=f"rdatasets matching {args.search!r} ({len(found)})")
+        for col in ("source", "title", "rows", "cols"):
+            table.add_column(col)
+        for row in found.head(args.limit).itertuples():
+            table.add_row(f"rdatasets:{row.Package}/{row.Item}", str(row.Title), str(row.Rows),
+                          str(row.Cols))
+        out.print(table)
+    else:
+        out.print(f"rdatasets: {len(found):,} R datasets offline, named "
+                  "rdatasets:<package>/<name> (e.g. rdatasets:ggplot2/diamonds); "
+                  "find one with `mlplab datasets --search <word>`")
+    out.print("files: any CSV or Parquet path (set data.target to the column to predict)")
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    from mlplab.train.checkpoint import latest_checkpoint, read_json
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "spec.json").is_file():
+        raise MlplabError(f"{str(run_dir)!r} is not a run directory (no spec.json)")
+    spec = read_json(run_dir / "spec.json")
+    if args.json:
+        metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+        out.print_json(json.dumps({"spec": spec, "metrics": metrics}))
+        return
+    out.print(f"[bold]{run_dir}[/bold]")
+    out.print_json(json.dumps(spec))
+    if (run_dir / "metrics.json").is_file():
+        _print_result(read_json(run_dir / "metrics.json"), None)
+    else:
+        last = latest_checkpoint(run_dir)
+        done = read_json(last / "state.json")["epoch"] if last else 0
+        out.print(f"unfinished: {done} epochs checkpointed; continue with "
+                  f"`mlplab train --resume {run_dir}`")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train one run from a spec")
+    p.add_argument("spec", nargs="?", help="TOML/YAML/JSON spec file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a spec field, e.g. --set model.depth=6 (repeatable)")
+    p.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
+    p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("validate", help="check a spec and report every problem")
+    p.add_argument("spec")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--data", action="store_true", help="also load and check the data")
+    p.add_argument("--show", action="store_true", help="print the resolved spec")
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("datasets", help="list bundled datasets and search rdatasets")
+    p.add_argument("--search", help="substring of package/name/title")
+    p.add_argument("--limit", type=int, default=30)
+    p.set_defaults(func=cmd_datasets)
+
+    p = sub.add_parser("info", help="show a run's spec, metrics, params, FLOPs and timings")
+    p.add_argument("run_dir")
+    p.add_argument("--json", action="store_true", help="print spec and metrics as JSON")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MlplabError as err:
+        Console(stderr=True, highlight=False).print(f"error: {err}", markup=False)
+        return 2
+    except KeyboardInterrupt:
+        Console(stderr=True).print("interrupted")
+        return 130
+    return 0
+
+
+def main() -> None:
+    sys.exit(run())

@@ -1,0 +1,170 @@
+"""From a data spec to tensors in memory: load, check, infer the schema, split, preprocess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor
+
+from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
+from mlplab.data.sources import RawTable, load_source
+from mlplab.data.splits import split_indices
+from mlplab.errors import DataError
+from mlplab.spec import DataSpec
+
+MAX_CLASSES_FOR_INTEGER_TARGET = 20
+
+
+@dataclass
+class FeatureSchema:
+    """What the model's adapter needs to know about its inputs."""
+
+    numeric: list[str]
+    categorical: list[str]
+    cardinalities: list[int]
+    image_shape: tuple[int, ...] | None = None
+
+    @property
+    def n_num(self) -> int:
+        return len(self.numeric)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"numeric": self.numeric, "categorical": self.categorical,
+                "cardinalities": self.cardinalities,
+                "image_shape": list(self.image_shape) if self.image_shape else None}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
+        shape = tuple(d["image_shape"]) if d.get("image_shape") else None
+        return cls(d["numeric"], d["categorical"], d["cardinalities"], shape)
+
+
+@dataclass
+class Split:
+    """One split held as tensors: `x (n, n_num)` or `(n, C, H, W)`, `x_cat (n, n_cat)`, `y (n,)`."""
+
+    x: Tensor
+    x_cat: Tensor | None
+    y: Tensor
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def inputs(self, index: Tensor | slice) -> tuple[Tensor, Tensor | None]:
+        return self.x[index], (self.x_cat[index] if self.x_cat is not None else None)
+
+
+@dataclass
+class Dataset:
+    """A preprocessed dataset: three splits plus everything needed to reuse the preprocessing."""
+
+    schema: FeatureSchema
+    features: FeaturePreprocessor
+    target: TargetCoder
+    train: Split
+    val: Split
+    test: Split
+
+
+def infer_task_kind(y: pd.Series) -> str:
+    """Classification for non-numeric, boolean or few-valued integer targets; else regression."""
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        return "classification"
+    if pd.api.types.is_integer_dtype(y) and y.nunique() <= MAX_CLASSES_FOR_INTEGER_TARGET:
+        return "classification"
+    return "regression"
+
+
+def _check_columns(frame: pd.DataFrame, names: list[str], field: str) -> None:
+    missing = [c for c in names if c not in frame.columns]
+    if missing:
+        shown = ", ".join(map(repr, list(frame.columns)[:12]))
+        raise DataError(f"{field}: column {missing[0]!r} is not in the table (columns: {shown})")
+
+
+def _feature_columns(raw: RawTable, spec: DataSpec, target: str) -> tuple[list[str], list[str]]:
+    frame = raw.frame
+    if spec.features is not None:
+        _check_columns(frame, spec.features, "data.features")
+        cols = list(spec.features)
+    else:
+        cols = [c for c in frame.columns if c != target]
+    _check_columns(frame, spec.drop, "data.drop")
+    cols = [c for c in cols if c not in spec.drop and c != target and c != spec.time_column]
+    if not cols:
+        raise DataError("the table has no feature columns left after choosing the target")
+    forced = set(spec.categorical or [])
+    _check_columns(frame, list(forced), "data.categorical")
+    categorical = [c for c in cols if c in forced or not (
+        pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    numeric = [c for c in cols if c not in categorical]
+    return numeric, categorical
+
+
+def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
+    """Load the source, pick the target, apply `max_rows`, and check the table is usable."""
+    raw = load_source(spec.source)
+    target = spec.target or raw.target
+    if target is None:
+        raise DataError(f"data.target is required for {spec.source!r} (name the column to predict)")
+    frame = raw.frame
+    if len(frame) == 0:
+        raise DataError(f"the table from {spec.source!r} is empty (0 rows)")
+    _check_columns(frame, [target], "data.target")
+    if spec.time_column:
+        _check_columns(frame, [spec.time_column], "data.time_column")
+    y = frame[target]
+    bad = y.isna().to_numpy().copy()
+    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+        bad |= ~np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan))
+    if bad.any():
+        raise DataError(f"target column {target!r} has {int(bad.sum())} NaN/missing/infinite "
+                        "values; drop those rows first")
+    if spec.max_rows is not None and len(frame) > spec.max_rows:
+        frame = frame.sample(n=spec.max_rows, random_state=seed).sort_index()
+    raw.frame = frame.reset_index(drop=True)
+    return raw, target
+
+
+def build_dataset(spec: DataSpec, *, task_kind: str = "auto", seed: int = 0) -> Dataset:
+    """Load, split and preprocess the data a spec names; every step is fitted on train only."""
+    raw, target = load_table(spec, seed)
+    frame = raw.frame
+    y_raw = frame[target]
+    kind = task_kind if task_kind != "auto" else (raw.kind or infer_task_kind(y_raw))
+    if len(frame) < 10:
+        raise DataError(f"the table has {len(frame)} rows; at least 10 are needed to split it")
+    if kind == "classification" and y_raw.nunique() < 2:
+        raise DataError(f"target {target!r} has a single class {y_raw.iloc[0]!r}; "
+                        "classification needs at least 2")
+    numeric, categorical = _feature_columns(raw, spec, target)
+    split_kind = spec.split if spec.split != "auto" else (
+        "stratified" if kind == "classification" else "random")
+    train_idx, val_idx, test_idx = split_indices(
+        len(frame), kind=split_kind, val_fraction=spec.val_fraction,
+        test_fraction=spec.test_fraction, seed=seed,
+        stratify=y_raw.astype(str).to_numpy() if split_kind == "stratified" else None,
+        order=frame[spec.time_column].to_numpy() if spec.time_column else None)
+    train_frame = frame.iloc[train_idx]
+    features = FeaturePreprocessor(numeric, categorical).fit(train_frame)
+    coder = TargetCoder(kind, transform=spec.target_transform).fit(y_raw.iloc[train_idx]
+                                                                   if kind == "regression" else y_raw)
+    image_shape = raw.image_shape if not categorical and not features.indicators else None
+
+    def make_split(idx: np.ndarray) -> Split:
+        part = frame.iloc[idx]
+        num, cat = features.transform(part)
+        x = torch.from_numpy(num)
+        if image_shape is not None:
+            x = x.reshape(len(idx), *image_shape)
+        x_cat = torch.from_numpy(cat) if categorical else None
+        return Split(x, x_cat, torch.from_numpy(coder.encode(part[target])))
+
+    schema = FeatureSchema(features.numeric_features, categorical, features.cardinalities,
+                           image_shape)
+    return Dataset(schema, features, coder, make_split(train_idx), make_split(val_idx),
+                   make_split(test_idx))

@@ -1,0 +1,17 @@
+"""The errors mlplab raises for bad input. Each carries one sentence naming the problem."""
+
+
+class MlplabError(Exception):
+    """Base class: the CLI prints these as `error: <message>` and exits with code 2."""
+
+
+class SpecError(MlplabError, ValueError):
+    """A spec field is unknown, missing or has a bad value."""
+
+
+class DataError(MlplabError, ValueError):
+    """The data cannot be used: missing column, NaN target, empty table, one class, ..."""
+
+
+class TrainingError(MlplabError, RuntimeError):
+    """Training cannot go on (for example the loss became NaN or infinite)."""

@@ -1,0 +1,25 @@
+"""Model layers: units, blocks, backbone, adapters, heads — each a registry keyed by name."""
+
+from mlplab.nn import layers as _layers  # noqa: F401  (registers activations and norms)
+from mlplab.nn.adapters import ImageAdapter, TabularAdapter
+from mlplab.nn.backbone import Backbone
+from mlplab.nn.blocks import (
+    BilinearBlock,
+    Block,
+    GatedBlock,
+    GLUBlock,
+    HourglassBlock,
+    PlainBlock,
+    StandardBlock,
+    SwiGLUBlock,
+)
+from mlplab.nn.heads import LinearHead
+from mlplab.nn.model import MLPModel
+from mlplab.nn.registry import ADAPTERS, BLOCKS, HEADS, UNITS, Registry
+from mlplab.nn.units import FrozenLinear, LinearUnit
+
+__all__ = [
+    "ADAPTERS", "BLOCKS", "HEADS", "UNITS", "Registry", "Backbone", "Block", "GatedBlock",
+    "StandardBlock", "HourglassBlock", "GLUBlock", "SwiGLUBlock", "BilinearBlock", "PlainBlock",
+    "TabularAdapter", "ImageAdapter", "LinearHead", "MLPModel", "FrozenLinear", "LinearUnit",
+]

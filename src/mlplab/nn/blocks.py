@@ -1,0 +1,151 @@
+"""Blocks: one stage of the backbone, `(..., d) -> (..., d)`.
+
+All blocks share one signature,
+`Block(d, *, ratio=None, unit="linear", activation="gelu", norm="layernorm", dropout=0.0,
+unit_options=None)`, and build their projections from a unit class, so any unit works in any
+block. `ratio` is hidden width / stream width; each block has its own default.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from mlplab.nn.layers import make_activation, make_norm
+from mlplab.nn.registry import UNITS, register_block
+
+
+def hidden_width(d: int, ratio: float) -> int:
+    """The hidden width a block of stream width `d` uses: `round(ratio * d)`, at least 1."""
+    return max(1, round(ratio * d))
+
+
+def unit_class(unit: str | type[nn.Module]) -> type[nn.Module]:
+    return UNITS.get(unit, field="model.unit") if isinstance(unit, str) else unit
+
+
+class Block(nn.Module):
+    """Base class: subclasses set `default_ratio` and whether they keep a residual stream."""
+
+    default_ratio: float = 4.0
+    residual: bool = True
+
+    def __init__(
+        self,
+        d: int,
+        *,
+        ratio: float | None = None,
+        unit: str | type[nn.Module] = "linear",
+        activation: str = "gelu",
+        norm: str = "layernorm",
+        dropout: float = 0.0,
+        unit_options: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.d = d
+        self.hidden = hidden_width(d, ratio if ratio is not None else self.default_ratio)
+        self._unit = unit_class(unit)
+        self._unit_options = unit_options or {}
+
+    def make_unit(self, d_in: int, d_out: int) -> nn.Module:
+        return self._unit(d_in, d_out, **self._unit_options)
+
+
+@register_block("standard")
+class StandardBlock(Block):
+    """Pre-norm inverted bottleneck, skip at the narrow width (Scaling MLPs).
+
+    `x + W2(drop(act(W1(norm(x)))))` with `W1: d -> ratio*d`, `W2: ratio*d -> d`.
+    Shapes: `(..., d) -> (..., d)`.
+    """
+
+    default_ratio = 4.0
+
+    def __init__(self, d: int, *, activation: str = "gelu", norm: str = "layernorm",
+                 dropout: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
+        self.norm = make_norm(norm, d)
+        self.fc1 = self.make_unit(d, self.hidden)
+        self.act = make_activation(activation)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = self.make_unit(self.hidden, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.fc2(self.drop(self.act(self.fc1(self.norm(x)))))
+
+
+@register_block("hourglass")
+class HourglassBlock(StandardBlock):
+    """Wide residual stream through a narrow bottleneck (wide -> narrow -> wide).
+
+    The same pre-norm residual computation as `standard`, with `ratio < 1`: the skip runs
+    at the wide width `d`, the residual branch through `ratio*d`. Pair it with a wide
+    `model.width` and optionally `model.lift = "frozen"`. Shapes: `(..., d) -> (..., d)`.
+    """
+
+    default_ratio = 0.25
+
+
+class GatedBlock(Block):
+    """Pre-norm gated residual block: `x + W2(drop(gate(W1 n) * (V n)))`, `n = norm(x)`.
+
+    `W1` and `V` are computed as one `d -> 2*hidden` projection. Default hidden width
+    `8/3 * d` matches a ratio-4 standard block's parameters. Shapes: `(..., d) -> (..., d)`.
+    """
+
+    default_ratio = 8.0 / 3.0
+    gate_activation: str | None = None  # None: use the spec's activation
+
+    def __init__(self, d: int, *, activation: str = "gelu", norm: str = "layernorm",
+                 dropout: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
+        self.norm = make_norm(norm, d)
+        self.fc_in = self.make_unit(d, 2 * self.hidden)
+        self.act = make_activation(self.gate_activation or activation)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = self.make_unit(self.hidden, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        gate, value = self.fc_in(self.norm(x)).chunk(2, dim=-1)
+        return x + self.fc2(self.drop(self.act(gate) * value))
+
+
+@register_block("glu")
+class GLUBlock(GatedBlock):
+    """Gated block whose gate uses `model.activation` (GELU gives GEGLU)."""
+
+
+@register_block("swiglu")
+class SwiGLUBlock(GatedBlock):
+    """Gated block with a SiLU (swish) gate."""
+
+    gate_activation = "silu"
+
+
+@register_block("bilinear")
+class BilinearBlock(GatedBlock):
+    """Gated block with no nonlinearity: `W2((W1 n) * (V n))`, a third-order tensor."""
+
+    gate_activation = "identity"
+
+
+@register_block("plain")
+class PlainBlock(Block):
+    """A plain MLP layer with no skip: `drop(act(norm(W x)))`, `(..., d_in) -> (..., d)`.
+
+    The baseline: a stack of these is the classic MLP. `d_in` defaults to `d`.
+    """
+
+    residual = False
+
+    def __init__(self, d: int, *, d_in: int | None = None, activation: str = "gelu",
+                 norm: str = "layernorm", dropout: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
+        self.fc = self.make_unit(d_in if d_in is not None else d, d)
+        self.norm = make_norm(norm, d)
+        self.act = make_activation(activation)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.drop(self.act(self.norm(self.fc(x))))

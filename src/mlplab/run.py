@@ -1,0 +1,151 @@
+"""`mlplab.train(spec)`: spec -> data -> task -> model -> trainer -> `RunResult` (+ run directory).
+
+A run directory holds `spec.json` (the resolved spec), `model.json` (what rebuilds the model
+and its preprocessing), `checkpoint/` (per epoch, for `--resume`), and at the end
+`model.safetensors` (best weights) and `metrics.json`. Input is fully validated before the
+directory is created, so bad input leaves nothing on disk.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from mlplab.build import build_model
+from mlplab.count import count
+from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
+from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
+from mlplab.errors import SpecError
+from mlplab.spec import RunSpec, parse_spec
+from mlplab.tasks import Task, make_task
+from mlplab.train import checkpoint as ckpt
+from mlplab.train.trainer import Trainer
+
+
+@dataclass
+class RunResult:
+    """What a run produced. `metrics` has `train`, `val` and `test` sections."""
+
+    spec: RunSpec
+    metrics: dict[str, dict[str, float]]
+    counts: dict[str, int]
+    timings: dict[str, float]
+    curves: list[dict[str, Any]]
+    best_epoch: int
+    epochs: int
+    stopped_early: bool
+    model: nn.Module = field(repr=False)
+    run_dir: Path | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """The JSON-able part, as stored in `metrics.json`."""
+        return {"train": self.metrics["train"], "val": self.metrics["val"],
+                "test": self.metrics["test"], "counts": self.counts, "timings": self.timings,
+                "best_epoch": self.best_epoch, "epochs": self.epochs,
+                "stopped_early": self.stopped_early, "curves": self.curves}
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def default_run_dir(spec: RunSpec, root: str | Path = "runs") -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path(root) / f"{spec.run_name()}-{stamp}"
+
+
+def _prepare(spec: RunSpec) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
+    if spec.train.threads:
+        torch.set_num_threads(spec.train.threads)
+    seed_everything(spec.seed)
+    data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+    task = make_task(data.target.kind, data.target, label_smoothing=spec.task.label_smoothing)
+    task.check_monitor(spec.train.monitor)
+    torch.manual_seed(spec.seed)
+    model = build_model(spec.model, data.schema, task.d_out)
+    counts = count(model, data.train.inputs(slice(0, min(64, len(data.train)))))
+    return data, task, model, counts
+
+
+def model_record(spec: RunSpec, data: Dataset, d_out: int) -> dict[str, Any]:
+    """Everything needed to rebuild the model and its preprocessing without the data."""
+    return {"model": spec.model.model_dump(mode="json"), "schema": data.schema.to_dict(),
+            "d_out": d_out, "features": data.features.to_dict(), "target": data.target.to_dict()}
+
+
+def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
+          resume: bool = False, quiet: bool = True) -> RunResult:
+    """Train one run. With `out`, write a run directory there (resumable after a kill).
+
+    `resume=True` continues the run in `out` from its latest checkpoint; the resumed run
+    ends with exactly the metrics an uninterrupted run gets.
+    """
+    spec = parse_spec(spec)
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None and not resume and (run_dir / "spec.json").exists():
+        raise SpecError(f"run directory {str(run_dir)!r} already holds a run; "
+                        "use --resume to continue it or choose another --out")
+    data, task, model, counts = _prepare(spec)
+    trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
+                      quiet=quiet, flops_per_sample=counts["flops_per_sample"])
+    if run_dir is not None:
+        if not resume:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            ckpt.write_json(run_dir / "spec.json", spec.model_dump(mode="json"))
+            ckpt.write_json(run_dir / "model.json", model_record(spec, data, task.d_out))
+        else:
+            trainer.resume()
+    state = trainer.fit()
+    metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
+    result = RunResult(spec, metrics, counts, trainer.timings(), state.curves, state.best_epoch,
+                       state.epoch, state.stopped_early, model, run_dir)
+    if run_dir is not None:
+        ckpt.write_tensors(run_dir / "model.safetensors", model.state_dict())
+        ckpt.write_json(run_dir / "metrics.json", result.summary())
+    return result
+
+
+def resume(run_dir: str | Path, *, quiet: bool = True) -> RunResult:
+    """Continue a killed run from its directory (its saved `spec.json` is the spec)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "spec.json").is_file():
+        raise SpecError(f"{str(run_dir)!r} is not a run directory (no spec.json)")
+    return train(ckpt.read_json(run_dir / "spec.json"), out=run_dir, resume=True, quiet=quiet)
+
+
+@dataclass
+class LoadedRun:
+    """A finished run read back from disk: the model with its best weights and preprocessing."""
+
+    spec: RunSpec
+    model: nn.Module
+    features: FeaturePreprocessor
+    target: TargetCoder
+    schema: FeatureSchema
+    metrics: dict[str, Any] | None
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Rebuild a run's model from `model.json` and load `model.safetensors` (no pickle)."""
+    run_dir = Path(run_dir)
+    for name in ("spec.json", "model.json", "model.safetensors"):
+        if not (run_dir / name).is_file():
+            raise SpecError(f"{str(run_dir)!r} is not a finished run directory (no {name})")
+    spec = parse_spec(ckpt.read_json(run_dir / "spec.json"))
+    record = ckpt.read_json(run_dir / "model.json")
+    schema = FeatureSchema.from_dict(record["schema"])
+    model = build_model(spec.model, schema, record["d_out"])
+    model.load_state_dict(ckpt.read_tensors(run_dir / "model.safetensors"))
+    model.eval()
+    metrics = ckpt.read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else None
+    return LoadedRun(spec, model, FeaturePreprocessor.from_dict(record["features"]),
+                     TargetCoder.from_dict(record["target"]), schema, metrics)

@@ -1,0 +1,219 @@
+"""The one training loop in mlplab.
+
+Data stays in memory as tensors; each epoch draws a permutation from a seeded generator and
+batches by indexing it. The learning rate is a pure function of the step (warmup + cosine),
+so resuming needs only the step count. After every epoch the model, the best weights, the
+optimizer and both RNG states are checkpointed atomically, which makes a resumed run end
+bitwise equal to an uninterrupted one on CPU.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import save
+from torch import Tensor, nn
+
+from mlplab.data.dataset import Dataset, Split
+from mlplab.errors import TrainingError
+from mlplab.spec import TrainSpec
+from mlplab.tasks import Task, predict_batches
+from mlplab.train import checkpoint as ckpt
+from mlplab.train.optim import make_optimizer
+from mlplab.train.progress import EpochProgress
+
+
+@dataclass
+class TrainState:
+    """Everything about a run's progress that is not a tensor (saved as `state.json`)."""
+
+    epoch: int = 0  # completed epochs
+    step: int = 0
+    best_value: float | None = None
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    stopped_early: bool = False
+    train_seconds: float = 0.0
+    eval_seconds: float = 0.0
+    samples_seen: int = 0
+    curves: list[dict[str, Any]] = field(default_factory=list)
+
+
+def lr_factor(step: int, *, total: int, warmup: int, schedule: str) -> float:
+    """Multiplier on the base learning rate at `step` (0-based): linear warmup, then cosine."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    if schedule == "constant" or total <= warmup:
+        return 1.0
+    progress = min(1.0, (step - warmup) / (total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def batch_starts(n: int, batch_size: int) -> list[int]:
+    """Batch start offsets; a trailing batch of one row is dropped (BatchNorm cannot use it)."""
+    starts = list(range(0, n, batch_size))
+    if len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    return starts
+
+
+class Trainer:
+    """Trains `model` on `data.train`, early-stops on `data.val`, restores the best weights.
+
+    `flops_per_sample` (forward) turns throughput into achieved GFLOP/s (x3 for training).
+    With `run_dir`, every epoch is checkpointed and `resume()` continues a killed run.
+    """
+
+    def __init__(self, model: nn.Module, task: Task, data: Dataset, spec: TrainSpec, *,
+                 seed: int = 0, run_dir: str | Path | None = None, quiet: bool = False,
+                 flops_per_sample: int = 0) -> None:
+        self.model, self.task, self.data, self.spec = model, task, data, spec
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.quiet = quiet
+        self.flops_per_sample = flops_per_sample
+        self.monitor = task.check_monitor(spec.monitor)
+        self.higher = task.higher_is_better[self.monitor]
+        self.optimizer = make_optimizer(model, spec)
+        self.generator = torch.Generator().manual_seed(seed)
+        n = len(data.train)
+        self.batch_size = min(spec.batch_size, n)
+        self.steps_per_epoch = len(batch_starts(n, self.batch_size))
+        self.total_steps = spec.epochs * self.steps_per_epoch
+        self.warmup_steps = round(spec.warmup_epochs * self.steps_per_epoch)
+        self.state = TrainState()
+        self.best_weights = self._weights()
+
+    # -- state --------------------------------------------------------------------------
+
+    def _weights(self) -> dict[str, Tensor]:
+        return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def _save_checkpoint(self, improved: bool) -> None:
+        if self.run_dir is None:
+            return
+        opt_tensors, opt_meta = ckpt.optimizer_to_files(self.optimizer.state_dict())
+        rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
+        files = {
+            "model.safetensors": save({k: v.contiguous() for k, v in self._weights().items()}),
+            "optimizer.safetensors": save({k: v.contiguous() for k, v in opt_tensors.items()}),
+            "optimizer.json": ckpt.json_bytes(opt_meta),
+            "rng.safetensors": save(rng),
+            "state.json": ckpt.json_bytes(asdict(self.state)),
+        }
+        previous = ckpt.latest_checkpoint(self.run_dir)
+        link = {}
+        if improved or previous is None:
+            files["best.safetensors"] = save({k: v.contiguous() for k, v in self.best_weights.items()})
+        else:
+            link["best.safetensors"] = previous / "best.safetensors"
+        ckpt.commit_checkpoint(self.run_dir, self.state.epoch, files, link)
+
+    def resume(self) -> bool:
+        """Load the latest checkpoint from `run_dir`; False when there is none."""
+        where = ckpt.latest_checkpoint(self.run_dir) if self.run_dir else None
+        if where is None:
+            return False
+        self.model.load_state_dict(ckpt.read_tensors(where / "model.safetensors"))
+        self.best_weights = ckpt.read_tensors(where / "best.safetensors")
+        self.optimizer.load_state_dict(ckpt.optimizer_from_files(
+            ckpt.read_tensors(where / "optimizer.safetensors"),
+            ckpt.read_json(where / "optimizer.json")))
+        rng = ckpt.read_tensors(where / "rng.safetensors")
+        torch.set_rng_state(rng["torch"])
+        self.generator.set_state(rng["generator"])
+        self.state = TrainState(**ckpt.read_json(where / "state.json"))
+        return True
+
+    # -- loop ---------------------------------------------------------------------------
+
+    def _set_lr(self) -> None:
+        factor = lr_factor(self.state.step, total=self.total_steps, warmup=self.warmup_steps,
+                           schedule=self.spec.schedule)
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.spec.lr * factor
+
+    def _train_epoch(self) -> float:
+        train: Split = self.data.train
+        perm = torch.randperm(len(train), generator=self.generator)
+        self.model.train()
+        total = torch.zeros(())
+        for start in batch_starts(len(train), self.batch_size):
+            idx = perm[start: start + self.batch_size]
+            x, x_cat = train.inputs(idx)
+            self._set_lr()
+            loss = self.task.loss(self.model(x, x_cat), train.y[idx])
+            if not torch.isfinite(loss):
+                raise TrainingError(
+                    f"the training loss became {loss.item()} at epoch {self.state.epoch + 1}, "
+                    f"step {self.state.step + 1}; lower train.lr or check the data"
+                    + (f" (the last good checkpoint is kept in {self.run_dir})"
+                       if self.run_dir else ""))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.spec.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+            self.optimizer.step()
+            total += loss.detach() * len(idx)
+            self.state.step += 1
+            self.state.samples_seen += len(idx)
+        return float(total) / len(train)
+
+    def evaluate(self, split: Split) -> dict[str, float]:
+        out = predict_batches(self.model, split.inputs, len(split), self.spec.eval_batch_size)
+        return self.task.metrics(out, split.y)
+
+    def _improved(self, value: float) -> bool:
+        best = self.state.best_value
+        if best is None or math.isnan(best):
+            return not math.isnan(value)
+        return value > best if self.higher else value < best
+
+    def fit(self) -> TrainState:
+        """Train until `epochs` or early stopping; the model ends with the best weights."""
+        progress = EpochProgress(self.spec.epochs, self.monitor,
+                                 enabled=not self.quiet, live=sys.stdout.isatty())
+        with progress:
+            progress.advance_to(self.state.epoch)
+            while self.state.epoch < self.spec.epochs and not self.state.stopped_early:
+                t0 = time.perf_counter()
+                train_loss = self._train_epoch()
+                t1 = time.perf_counter()
+                val = self.evaluate(self.data.val)
+                self.state.train_seconds += t1 - t0
+                self.state.eval_seconds += time.perf_counter() - t1
+                self.state.epoch += 1
+                value = val[self.monitor]
+                improved = self._improved(value)
+                if improved:
+                    self.state.best_value, self.state.best_epoch = value, self.state.epoch
+                    self.state.bad_epochs = 0
+                    self.best_weights = self._weights()
+                else:
+                    self.state.bad_epochs += 1
+                if self.spec.patience is not None and self.state.bad_epochs >= self.spec.patience:
+                    self.state.stopped_early = True
+                self.state.curves.append({
+                    "epoch": self.state.epoch, "train_loss": train_loss,
+                    **{f"val_{k}": v for k, v in val.items()},
+                    "lr": self.optimizer.param_groups[0]["lr"], "seconds": t1 - t0})
+                self._save_checkpoint(improved)
+                progress.epoch_done(self.state.epoch, train_loss, value)
+        self.model.load_state_dict(self.best_weights)
+        return self.state
+
+    def timings(self) -> dict[str, float]:
+        s = self.state
+        rate = s.samples_seen / s.train_seconds if s.train_seconds > 0 else 0.0
+        return {
+            "train_seconds": round(s.train_seconds, 4),
+            "eval_seconds": round(s.eval_seconds, 4),
+            "samples_per_second": round(rate, 1),
+            "gflops_per_second": round(3 * self.flops_per_sample * rate / 1e9, 3),
+            "seconds_per_epoch": round(s.train_seconds / max(s.epoch, 1), 4),
+        }
