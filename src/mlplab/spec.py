@@ -113,6 +113,8 @@ class TrainSpec(Section):
     patience: int | None = Field(10, ge=1, description="early stopping; None trains all epochs")
     monitor: str | None = Field(None, description="validation metric (default per task)")
     eval_batch_size: int = Field(4096, ge=1)
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: autocast matmuls to bfloat16, fp32 master weights")
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
 
 

@@ -9,6 +9,7 @@ bitwise equal to an uninterrupted one on CPU.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -147,7 +148,9 @@ class Trainer:
             idx = perm[start: start + self.batch_size]
             x, x_cat = train.inputs(idx)
             self._set_lr()
-            loss = self.task.loss(self.model(x, x_cat), train.y[idx])
+            with self.autocast():
+                out = self.model(x, x_cat)
+            loss = self.task.loss(out.float(), train.y[idx])
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the training loss became {loss.item()} at epoch {self.state.epoch + 1}, "
@@ -164,8 +167,14 @@ class Trainer:
             self.state.samples_seen += len(idx)
         return float(total) / len(train)
 
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.spec.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     def evaluate(self, split: Split) -> dict[str, float]:
-        out = predict_batches(self.model, split.inputs, len(split), self.spec.eval_batch_size)
+        with self.autocast():
+            out = predict_batches(self.model, split.inputs, len(split), self.spec.eval_batch_size)
         return self.task.metrics(out, split.y)
 
     def _improved(self, value: float) -> bool:
