@@ -29,7 +29,7 @@ class TabularAdapter(nn.Module):
         super().__init__()
         self.n_num = n_num
         dims = [embedding_dim or default_embedding_dim(c) for c in cardinalities]
-        self.embeddings = nn.ModuleList(nn.Embedding(c + 1, d) for c, d in zip(cardinalities, dims))
+        self.embeddings = nn.ModuleList(nn.Embedding(c + 1, d) for c, d in zip(cardinalities, dims, strict=True))
         self.d_out = n_num + sum(dims)
 
     def forward(self, x_num: Tensor, x_cat: Tensor | None = None) -> Tensor:
