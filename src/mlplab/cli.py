@@ -160,10 +160,10 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         args.func(args)
     except MlplabError as err:
-        Console(stderr=True, highlight=False).print(f"error: {err}", markup=False)
+        print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        Console(stderr=True).print("interrupted")
+        print("interrupted", file=sys.stderr)
         return 130
     return 0
 
