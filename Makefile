@@ -16,7 +16,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/mlplab train examples/digits.toml --out runs/demo-digits
+	$(BIN)/mlplab train examples/digits.toml
 
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
