@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from mlplab.errors import SpecError
 from mlplab.nn import registry
@@ -77,25 +85,14 @@ class ModelSpec(Section):
     adapter: Literal["auto", "tabular", "image"] = "auto"
     cat_embedding_dim: int | None = Field(None, ge=1, description="default: min(16, 1 + card // 2)")
 
-    @field_validator("block")
+    @field_validator("block", "activation", "norm", "unit")
     @classmethod
-    def _block(cls, v: str) -> str:
-        return _registered(registry.BLOCKS, v)
+    def _registered_name(cls, value: str, info: ValidationInfo) -> str:
+        return _registered(_REGISTRY_OF_FIELD[info.field_name], value)
 
-    @field_validator("activation")
-    @classmethod
-    def _activation(cls, v: str) -> str:
-        return _registered(registry.ACTIVATIONS, v)
 
-    @field_validator("norm")
-    @classmethod
-    def _norm(cls, v: str) -> str:
-        return _registered(registry.NORMS, v)
-
-    @field_validator("unit")
-    @classmethod
-    def _unit(cls, v: str) -> str:
-        return _registered(registry.UNITS, v)
+_REGISTRY_OF_FIELD = {"block": registry.BLOCKS, "activation": registry.ACTIVATIONS,
+                      "norm": registry.NORMS, "unit": registry.UNITS}
 
 
 class TrainSpec(Section):
