@@ -20,6 +20,7 @@ from torch import nn
 
 from mlplab.build import build_model
 from mlplab.count import count
+from mlplab.data.bins import fit_bins
 from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import SpecError
@@ -68,6 +69,7 @@ def _prepare(spec: RunSpec) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
         torch.set_num_threads(spec.train.threads)
     seed_everything(spec.seed)
     data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+    fit_bins(data, spec.model, seed=spec.seed)
     task = make_task(data.target.kind, data.target, label_smoothing=spec.task.label_smoothing)
     task.check_monitor(spec.train.monitor)
     torch.manual_seed(spec.seed)

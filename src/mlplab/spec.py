@@ -84,11 +84,33 @@ class ModelSpec(Section):
     unit_options: dict[str, Any] = Field(default_factory=dict)
     adapter: Literal["auto", "tabular", "image"] = "auto"
     cat_embedding_dim: int | None = Field(None, ge=1, description="default: min(16, 1 + card // 2)")
+    ensemble: Literal["none", "tabm", "tabm-mini"] = Field(
+        "none", description="TabM: k members sharing weights, outputs (batch, k, d_out)")
+    k: int | None = Field(None, ge=1, description="ensemble members (default 32 with an ensemble)")
+    num_embeddings: Literal["none", "plr", "plr-lite", "ple"] = "none"
+    num_embedding_dim: int | None = Field(None, ge=1, description="default: 24 PLR, 16 PLE")
+    plr_frequencies: int = Field(48, ge=1)
+    plr_sigma: float = Field(0.01, gt=0.0)
+    ple_bins: int = Field(48, ge=2)
+    ple_method: Literal["quantile", "tree"] = "quantile"
 
     @field_validator("block", "activation", "norm", "unit")
     @classmethod
     def _registered_name(cls, value: str, info: ValidationInfo) -> str:
         return _registered(_REGISTRY_OF_FIELD[info.field_name], value)
+
+    @model_validator(mode="after")
+    def _ensemble_fields(self) -> ModelSpec:
+        if self.ensemble == "none" and (self.k or 1) > 1:
+            raise ValueError("k > 1 needs model.ensemble = 'tabm' or 'tabm-mini'")
+        if self.ensemble == "tabm" and self.unit != "linear":
+            raise ValueError("ensemble = 'tabm' builds its own units; leave model.unit = 'linear'")
+        return self
+
+    @property
+    def n_members(self) -> int:
+        """Ensemble size: 1 without an ensemble, `k` (default 32) with one."""
+        return 1 if self.ensemble == "none" else (self.k or 32)
 
 
 _REGISTRY_OF_FIELD = {"block": registry.BLOCKS, "activation": registry.ACTIVATIONS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 from sklearn import metrics as skm
@@ -12,14 +14,37 @@ from mlplab.data.preprocess import TargetCoder
 from mlplab.errors import SpecError
 
 
+def _members(out: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, Tensor | None]:
+    """Flatten ensemble outputs `(batch, k, d)` to `(batch*k, d)`, repeating `y` and `w`."""
+    if out.ndim == 3:
+        k = out.shape[1]
+        out = out.flatten(0, 1)
+        y = y.repeat_interleave(k)
+        w = w.repeat_interleave(k) if w is not None else None
+    return out, y, w
+
+
+def _weighted_mean(losses: Tensor, w: Tensor | None) -> Tensor:
+    return losses.mean() if w is None else (losses * w).sum() / w.sum().clamp_min(1e-12)
+
+
 class Task:
-    """Base: `d_out` model outputs; `loss(out, y)`; `metrics(out, y)`; a default monitor."""
+    """Base: `d_out` model outputs; `loss(out, y, w)`; `metrics(out, y)`; a default monitor.
+
+    Every task accepts plain outputs `(batch, d_out)` and ensemble outputs `(batch, k, d_out)`:
+    the loss is the mean of the k members' losses (weighted per row by `w (batch,)` if given)
+    and `combine` turns the k members into one prediction.
+    """
 
     d_out: int
     monitor: str
     higher_is_better: dict[str, bool]
 
-    def loss(self, out: Tensor, y: Tensor) -> Tensor:
+    def loss(self, out: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def combine(self, out: Tensor) -> Tensor:
+        """One prediction per row `(batch, d_out)` from `(batch, d_out)` or `(batch, k, d_out)`."""
         raise NotImplementedError
 
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
@@ -36,7 +61,9 @@ class Task:
 class Classification(Task):
     """Cross-entropy (optional label smoothing); accuracy, log-loss, and ROC-AUC when binary.
 
-    `out (batch, n_classes)` logits, `y (batch,)` class indices.
+    `out (batch, n_classes)` or `(batch, k, n_classes)` logits, `y (batch,)` class indices.
+    An ensemble predicts with the mean of its members' probabilities; `combine` returns the
+    log of that mean, so softmax/argmax of it work like logits.
     """
 
     monitor = "accuracy"
@@ -48,15 +75,25 @@ class Classification(Task):
         if n_classes == 2:
             self.higher_is_better["roc_auc"] = True
 
-    def loss(self, out: Tensor, y: Tensor) -> Tensor:
-        return F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+    def loss(self, out: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+        out, y, w = _members(out, y, w)
+        if w is None:
+            return F.cross_entropy(out, y, label_smoothing=self.label_smoothing)
+        losses = F.cross_entropy(out, y, label_smoothing=self.label_smoothing, reduction="none")
+        return _weighted_mean(losses, w)
+
+    def combine(self, out: Tensor) -> Tensor:
+        if out.ndim == 3:
+            k = out.shape[1]
+            return torch.logsumexp(out.float().log_softmax(-1), dim=1) - math.log(k)
+        return out.float().log_softmax(-1)
 
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
-        out = out.float()
-        logp = out.log_softmax(-1)
+        loss = float(self.loss(out.float(), y))
+        logp = self.combine(out)
         result = {
-            "loss": float(self.loss(out, y)),
-            "accuracy": float((out.argmax(-1) == y).float().mean()),
+            "loss": loss,
+            "accuracy": float((logp.argmax(-1) == y).float().mean()),
             "log_loss": float(F.nll_loss(logp, y)),
         }
         if self.d_out == 2:
@@ -69,7 +106,8 @@ class Classification(Task):
 class Regression(Task):
     """MSE on the standardised target; RMSE, MAE and R² in the target's own units.
 
-    `out (batch, 1)`, `y (batch,)` standardised values.
+    `out (batch, 1)` or `(batch, k, 1)`, `y (batch,)` standardised values; an ensemble
+    predicts the mean of its members.
     """
 
     monitor = "rmse"
@@ -79,15 +117,22 @@ class Regression(Task):
         self.coder = coder
         self.higher_is_better = {"rmse": False, "mae": False, "r2": True, "loss": False}
 
-    def loss(self, out: Tensor, y: Tensor) -> Tensor:
-        return F.mse_loss(out.squeeze(-1), y)
+    def loss(self, out: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
+        out, y, w = _members(out, y, w)
+        if w is None:
+            return F.mse_loss(out.squeeze(-1), y)
+        return _weighted_mean((out.squeeze(-1) - y) ** 2, w)
+
+    def combine(self, out: Tensor) -> Tensor:
+        return out.float().mean(dim=1) if out.ndim == 3 else out.float()
 
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
-        out = out.float().squeeze(-1)
+        loss = float(self.loss(out.float(), y))
+        out = self.combine(out).squeeze(-1)
         pred = self.coder.decode_values(out.double().numpy())
         true = self.coder.decode_values(y.double().numpy())
         return {
-            "loss": float(self.loss(out.unsqueeze(-1), y)),
+            "loss": loss,
             "rmse": float(np.sqrt(np.mean((pred - true) ** 2))),
             "mae": float(np.mean(np.abs(pred - true))),
             "r2": float(skm.r2_score(true, pred)),

@@ -27,6 +27,7 @@ class FeatureSchema:
     categorical: list[str]
     cardinalities: list[int]
     image_shape: tuple[int, ...] | None = None
+    bins: list[list[float]] | None = None  # PLE bin edges per numeric feature (data.bins)
 
     @property
     def n_num(self) -> int:
@@ -35,21 +36,26 @@ class FeatureSchema:
     def to_dict(self) -> dict[str, Any]:
         return {"numeric": self.numeric, "categorical": self.categorical,
                 "cardinalities": self.cardinalities,
-                "image_shape": list(self.image_shape) if self.image_shape else None}
+                "image_shape": list(self.image_shape) if self.image_shape else None,
+                "bins": self.bins}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
         shape = tuple(d["image_shape"]) if d.get("image_shape") else None
-        return cls(d["numeric"], d["categorical"], d["cardinalities"], shape)
+        return cls(d["numeric"], d["categorical"], d["cardinalities"], shape, d.get("bins"))
 
 
 @dataclass
 class Split:
-    """One split held as tensors: `x (n, n_num)` or `(n, C, H, W)`, `x_cat (n, n_cat)`, `y (n,)`."""
+    """One split held as tensors: `x (n, n_num)` or `(n, C, H, W)`, `x_cat (n, n_cat)`, `y (n,)`.
+
+    `w (n,)` optional per-row weights for the training loss (None: all rows count equally).
+    """
 
     x: Tensor
     x_cat: Tensor | None
     y: Tensor
+    w: Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.y)
@@ -149,22 +155,40 @@ def build_dataset(spec: DataSpec, *, task_kind: str = "auto", seed: int = 0) -> 
         test_fraction=spec.test_fraction, seed=seed,
         stratify=y_raw.astype(str).to_numpy() if split_kind == "stratified" else None,
         order=frame[spec.time_column].to_numpy() if spec.time_column else None)
-    train_frame = frame.iloc[train_idx]
-    features = FeaturePreprocessor(numeric, categorical).fit(train_frame)
-    coder = TargetCoder(kind, transform=spec.target_transform).fit(y_raw.iloc[train_idx]
-                                                                   if kind == "regression" else y_raw)
-    image_shape = raw.image_shape if not categorical and not features.indicators else None
+    return assemble_dataset(frame, y_raw, numeric, categorical, kind,
+                            (train_idx, val_idx, test_idx), target_transform=spec.target_transform,
+                            image_shape=raw.image_shape)
+
+
+def assemble_dataset(frame: pd.DataFrame, y: pd.Series, numeric: list[str], categorical: list[str],
+                     kind: str, splits: tuple[np.ndarray, np.ndarray, np.ndarray], *,
+                     target_transform: str = "none", image_shape: tuple[int, ...] | None = None,
+                     features: FeaturePreprocessor | None = None,
+                     target: TargetCoder | None = None,
+                     weights: np.ndarray | None = None) -> Dataset:
+    """Fit the preprocessing on the train rows (unless given) and build the three splits.
+
+    `frame` holds the feature columns, `y` the raw target (same rows); `splits` are row
+    indices `(train, val, test)`; `weights (n,)` are optional per-row loss weights.
+    """
+    train_idx = splits[0]
+    if features is None:
+        features = FeaturePreprocessor(numeric, categorical).fit(frame.iloc[train_idx])
+    if target is None:
+        target = TargetCoder(kind, transform=target_transform).fit(
+            y.iloc[train_idx] if kind == "regression" else y)
+    if categorical or features.indicators:
+        image_shape = None
 
     def make_split(idx: np.ndarray) -> Split:
-        part = frame.iloc[idx]
-        num, cat = features.transform(part)
+        num, cat = features.transform(frame.iloc[idx])
         x = torch.from_numpy(num)
         if image_shape is not None:
             x = x.reshape(len(idx), *image_shape)
         x_cat = torch.from_numpy(cat) if categorical else None
-        return Split(x, x_cat, torch.from_numpy(coder.encode(part[target])))
+        w = torch.as_tensor(weights[idx], dtype=torch.float32) if weights is not None else None
+        return Split(x, x_cat, torch.from_numpy(target.encode(y.iloc[idx])), w)
 
     schema = FeatureSchema(features.numeric_features, categorical, features.cardinalities,
                            image_shape)
-    return Dataset(schema, features, coder, make_split(train_idx), make_split(val_idx),
-                   make_split(test_idx))
+    return Dataset(schema, features, target, *(make_split(idx) for idx in splits))

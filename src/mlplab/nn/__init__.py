@@ -23,3 +23,5 @@ __all__ = [
     "StandardBlock", "HourglassBlock", "GLUBlock", "SwiGLUBlock", "BilinearBlock", "PlainBlock",
     "TabularAdapter", "ImageAdapter", "LinearHead", "MLPModel", "FrozenLinear", "LinearUnit",
 ]
+
+from mlplab.nn import ensemble as _ensemble  # noqa: E402,F401  (registers the batchensemble unit)

@@ -20,19 +20,26 @@ class TabularAdapter(nn.Module):
     """Numeric features pass through; each categorical column gets a learned embedding.
 
     Category index 0 is the "unknown/missing" slot, so an embedding table has
-    `cardinality + 1` rows. Shapes: `x_num (batch, n_num)`, `x_cat (batch, n_cat) int64`
-    `-> (batch, n_num + sum(embedding dims))`.
+    `cardinality + 1` rows. An optional `num_embedding` (PLR/PLE, `mlplab.nn.num_embeddings`)
+    maps the numeric features first; `feature_widths` lists each feature's output width.
+    Shapes: `x_num (batch, n_num)`, `x_cat (batch, n_cat) int64`
+    `-> (batch, sum(feature_widths))`.
     """
 
     def __init__(self, n_num: int, cardinalities: list[int], *,
-                 embedding_dim: int | None = None) -> None:
+                 embedding_dim: int | None = None, num_embedding: nn.Module | None = None) -> None:
         super().__init__()
         self.n_num = n_num
         dims = [embedding_dim or default_embedding_dim(c) for c in cardinalities]
         self.embeddings = nn.ModuleList(nn.Embedding(c + 1, d) for c, d in zip(cardinalities, dims, strict=True))
-        self.d_out = n_num + sum(dims)
+        self.num_embedding = num_embedding
+        d_num = getattr(num_embedding, "d_embedding", 1)
+        self.feature_widths = [d_num] * n_num + dims
+        self.d_out = sum(self.feature_widths)
 
     def forward(self, x_num: Tensor, x_cat: Tensor | None = None) -> Tensor:
+        if self.num_embedding is not None and self.n_num:
+            x_num = self.num_embedding(x_num)
         if not self.embeddings:
             return x_num
         assert x_cat is not None, "this model has categorical features: pass x_cat"

@@ -150,7 +150,8 @@ class Trainer:
             self._set_lr()
             with self.autocast():
                 out = self.model(x, x_cat)
-            loss = self.task.loss(out.float(), train.y[idx])
+            loss = self.task.loss(out.float(), train.y[idx],
+                                  train.w[idx] if train.w is not None else None)
             if not torch.isfinite(loss):
                 raise TrainingError(
                     f"the training loss became {loss.item()} at epoch {self.state.epoch + 1}, "

@@ -1,0 +1,140 @@
+"""Parameter-efficient ensembles (TabM): k members that share most of their weights.
+
+The input is replicated to k members at the start of the backbone, every layer keeps the
+member axis, and the head gives one prediction per member: `(batch, d) -> (batch, k, d_out)`.
+The task trains on the mean of the k losses and predicts with the mean of the k predictions.
+
+- `tabm`: every unit is a `BatchEnsembleLinear` (shared weight, per-member scaling of its
+  input `r` and output `s`, per-member bias). As in the TabM paper, only the first unit's `r`
+  starts random (random signs, or normal with numeric embeddings, one value per input
+  feature); every other `r` and `s` starts at ones.
+- `tabm-mini`: the units are shared; one per-member scaling `ScaleEnsemble` sits before the
+  first layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from mlplab.nn.registry import register_head, register_unit
+
+SCALING_INITS = ("ones", "random-signs", "normal")
+
+
+def init_scaling_(x: Tensor, how: str, chunks: list[int] | None = None) -> Tensor:
+    """Fill a `(k, d)` scaling in place with ones, random signs or N(0, 1).
+
+    With `chunks` (widths summing to `d`, e.g. one chunk per input feature's embedding) every
+    chunk of a member's row shares one random value.
+    """
+    if how not in SCALING_INITS:
+        raise ValueError(f"scaling init must be one of {SCALING_INITS}, not {how!r}")
+    with torch.no_grad():
+        if how == "ones":
+            return x.fill_(1.0)
+        n = len(chunks) if chunks else x.shape[-1]
+        values = torch.empty(*x.shape[:-1], n)
+        if how == "normal":
+            values.normal_()
+        else:
+            values.bernoulli_(0.5).mul_(2.0).sub_(1.0)
+        if chunks:
+            if sum(chunks) != x.shape[-1]:
+                raise ValueError(f"scaling chunks sum to {sum(chunks)}, expected {x.shape[-1]}")
+            values = values.repeat_interleave(torch.tensor(chunks), dim=-1)
+        return x.copy_(values)
+
+
+def _uniform_(x: Tensor, fan_in: int) -> Tensor:
+    bound = 1.0 / math.sqrt(fan_in)
+    return nn.init.uniform_(x, -bound, bound)
+
+
+@register_unit("batchensemble")
+class BatchEnsembleLinear(nn.Module):
+    """k linear maps sharing one weight: `y_i = ((x_i * r_i) W^T) * s_i + b_i`.
+
+    Shapes: `(batch, k, d_in) -> (batch, k, d_out)`. `r (k, d_in)` and `s (k, d_out)` start at
+    ones (call `init_scaling_` on `r` for the first layer); the k biases start equal.
+    """
+
+    def __init__(self, d_in: int, d_out: int, *, k: int, bias: bool = True) -> None:
+        super().__init__()
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k = k
+        self.weight = nn.Parameter(_uniform_(torch.empty(d_out, d_in), d_in))
+        self.r = nn.Parameter(torch.ones(k, d_in))
+        self.s = nn.Parameter(torch.ones(k, d_out))
+        self.bias = nn.Parameter(_uniform_(torch.empty(d_out), d_in).expand(k, d_out).clone()) \
+            if bias else None
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = nn.functional.linear(x * self.r, self.weight) * self.s
+        return y + self.bias if self.bias is not None else y
+
+    def extra_repr(self) -> str:
+        return f"d_in={self.weight.shape[1]}, d_out={self.weight.shape[0]}, k={self.k}"
+
+
+class ScaleEnsemble(nn.Module):
+    """Per-member elementwise scaling (tabm-mini's only non-shared layer).
+
+    Shapes: `(batch, k, d) -> (batch, k, d)`.
+    """
+
+    def __init__(self, k: int, d: int, *, init: str = "random-signs",
+                 chunks: list[int] | None = None) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(init_scaling_(torch.empty(k, d), init, chunks))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x * self.weight
+
+
+@register_head("ensemble")
+class LinearEnsembleHead(nn.Module):
+    """k independent linear heads, one per member: `(batch, k, width) -> (batch, k, d_out)`."""
+
+    def __init__(self, width: int, d_out: int, *, k: int) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(_uniform_(torch.empty(k, width, d_out), width))
+        self.bias = nn.Parameter(_uniform_(torch.empty(k, d_out), width))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.einsum("bki,kio->bko", x, self.weight) + self.bias
+
+
+class EnsembleBackbone(nn.Module):
+    """Replicate the input to k members, then run a backbone over the member axis.
+
+    `kind="tabm"`: the backbone is built from `BatchEnsembleLinear` units and the first
+    unit's `r` is re-initialised with `init`. `kind="tabm-mini"`: the backbone's units are
+    shared and a `ScaleEnsemble` scales each member's input first.
+    Shapes: `(batch, d_in) -> (batch, k, width)`.
+    """
+
+    def __init__(self, backbone: nn.Module, *, k: int, d_in: int, kind: str,
+                 init: str = "random-signs", chunks: list[int] | None = None) -> None:
+        super().__init__()
+        self.k = k
+        self.width = backbone.width
+        self.scale: nn.Module = nn.Identity()
+        if kind == "tabm-mini":
+            self.scale = ScaleEnsemble(k, d_in, init=init, chunks=chunks)
+        elif kind == "tabm":
+            first = next((m for m in backbone.modules() if isinstance(m, BatchEnsembleLinear)), None)
+            if first is None:
+                raise ValueError("a 'tabm' ensemble needs a backbone of BatchEnsembleLinear units")
+            width_in = first.r.shape[1]
+            init_scaling_(first.r, init, chunks if width_in == d_in else None)
+        else:
+            raise ValueError(f"unknown ensemble kind {kind!r}; choose 'tabm' or 'tabm-mini'")
+        self.backbone = backbone
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x.unsqueeze(-2).expand(*x.shape[:-1], self.k, x.shape[-1])
+        return self.backbone(self.scale(x))
