@@ -38,6 +38,7 @@ class TabularAdapter(nn.Module):
         self.d_out = sum(self.feature_widths)
 
     def forward(self, x_num: Tensor, x_cat: Tensor | None = None) -> Tensor:
+        x_num = x_num.flatten(1)  # image-shaped input with adapter = "tabular": one row each
         if self.num_embedding is not None and self.n_num:
             x_num = self.num_embedding(x_num)
         if not self.embeddings:
