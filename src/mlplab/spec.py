@@ -6,6 +6,7 @@ allowed values. The resolved spec (defaults filled in) is what a run saves as `s
 
 from __future__ import annotations
 
+import copy
 import json
 import tomllib
 from pathlib import Path
@@ -180,16 +181,20 @@ def read_spec_file(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise SpecError(f"spec file {str(path)!r} does not exist")
     text = path.read_text()
+    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
+        raise SpecError(f"{path}: unknown spec format {path.suffix!r}; use .toml, .yaml or .json")
     try:
         if path.suffix == ".toml":
-            return tomllib.loads(text)
-        if path.suffix in (".yaml", ".yml"):
-            return yaml.safe_load(text) or {}
-        if path.suffix == ".json":
-            return json.loads(text)
+            data = tomllib.loads(text)
+        elif path.suffix == ".json":
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text) or {}
     except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
-        raise SpecError(f"{path}: cannot parse: {err}") from None
-    raise SpecError(f"{path}: unknown spec format {path.suffix!r}; use .toml, .yaml or .json")
+        raise SpecError(f"{path}: cannot parse: {' '.join(str(err).split())}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"{path}: a spec must be a mapping of sections, not {type(data).__name__}")
+    return data
 
 
 def _parse_value(text: str) -> Any:
@@ -201,7 +206,7 @@ def _parse_value(text: str) -> Any:
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply `a.b=value` overrides (value parsed as TOML, else a string) to a spec dict copy."""
-    data = json.loads(json.dumps(data))
+    data = copy.deepcopy(data)
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key:
