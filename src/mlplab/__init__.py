@@ -5,6 +5,7 @@ from mlplab.build import build_model
 from mlplab.count import count
 from mlplab.data import build_dataset
 from mlplab.errors import DataError, MlplabError, SpecError, TrainingError
+from mlplab.estimators import MLPClassifier, MLPRegressor, TabMClassifier, TabMRegressor, load
 from mlplab.run import RunResult, load_run, resume, train
 from mlplab.spec import RunSpec, load_spec, parse_spec
 
@@ -13,5 +14,6 @@ __version__ = "0.1.0"
 __all__ = [
     "train", "resume", "load_run", "RunResult", "RunSpec", "load_spec", "parse_spec",
     "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
-    "TrainingError", "__version__",
+    "TrainingError", "__version__", "MLPClassifier", "MLPRegressor", "TabMClassifier",
+    "TabMRegressor", "load",
 ]

@@ -83,10 +83,10 @@ class Classification(Task):
         return _weighted_mean(losses, w)
 
     def combine(self, out: Tensor) -> Tensor:
+        out = out if out.dtype == torch.float64 else out.float()
         if out.ndim == 3:
-            k = out.shape[1]
-            return torch.logsumexp(out.float().log_softmax(-1), dim=1) - math.log(k)
-        return out.float().log_softmax(-1)
+            return torch.logsumexp(out.log_softmax(-1), dim=1) - math.log(out.shape[1])
+        return out.log_softmax(-1)
 
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
         loss = float(self.loss(out.float(), y))
@@ -124,7 +124,8 @@ class Regression(Task):
         return _weighted_mean((out.squeeze(-1) - y) ** 2, w)
 
     def combine(self, out: Tensor) -> Tensor:
-        return out.float().mean(dim=1) if out.ndim == 3 else out.float()
+        out = out if out.dtype == torch.float64 else out.float()
+        return out.mean(dim=1) if out.ndim == 3 else out
 
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
         loss = float(self.loss(out.float(), y))

@@ -85,6 +85,11 @@ def infer_task_kind(y: pd.Series) -> str:
     return "regression"
 
 
+def is_categorical(column: pd.Series) -> bool:
+    """Columns that are neither numeric nor boolean (strings, objects, pandas categories)."""
+    return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
+
+
 def _check_columns(frame: pd.DataFrame, names: list[str], field: str) -> None:
     missing = [c for c in names if c not in frame.columns]
     if missing:
@@ -105,8 +110,7 @@ def _feature_columns(raw: RawTable, spec: DataSpec, target: str) -> tuple[list[s
         raise DataError("the table has no feature columns left after choosing the target")
     forced = set(spec.categorical or [])
     _check_columns(frame, list(forced), "data.categorical")
-    categorical = [c for c in cols if c in forced or not (
-        pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))]
+    categorical = [c for c in cols if c in forced or is_categorical(frame[c])]
     numeric = [c for c in cols if c not in categorical]
     return numeric, categorical
 
