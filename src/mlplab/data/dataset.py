@@ -149,7 +149,8 @@ def build_dataset(spec: DataSpec, *, task_kind: str = "auto", seed: int = 0) -> 
     if len(frame) < 10:
         raise DataError(f"the table has {len(frame)} rows; at least 10 are needed to split it")
     if kind == "classification" and y_raw.nunique() < 2:
-        raise DataError(f"target {target!r} has a single class {y_raw.iloc[0]!r}; "
+        only = y_raw.iloc[0].item() if isinstance(y_raw.iloc[0], np.generic) else y_raw.iloc[0]
+        raise DataError(f"target {target!r} has a single class {only!r}; "
                         "classification needs at least 2")
     numeric, categorical = _feature_columns(raw, spec, target)
     split_kind = spec.split if spec.split != "auto" else (

