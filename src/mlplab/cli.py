@@ -123,6 +123,13 @@ def cmd_info(args: argparse.Namespace) -> None:
                   f"`mlplab train --resume {run_dir}`")
 
 
+def cmd_export(args: argparse.Namespace) -> None:
+    from mlplab.export import export_onnx
+
+    path = export_onnx(args.path, args.onnx)
+    out.print(f"wrote {path} (+ {path.name}.json with the preprocessing state)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -152,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--json", action="store_true", help="print spec and metrics as JSON")
     p.set_defaults(func=cmd_info)
+
+    p = sub.add_parser("export", help="export a run or a saved estimator to ONNX")
+    p.add_argument("path", metavar="RUN_OR_DIR", help="run directory or est.save() directory")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="ONNX file to write")
+    p.set_defaults(func=cmd_export)
     return parser
 
 
