@@ -22,5 +22,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
     groups = param_groups(model, spec.weight_decay)
     if spec.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum)
-    return torch.optim.AdamW(groups, lr=spec.lr)
+        return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, foreach=True)
+    # fused: one kernel per parameter for the whole update (~4x faster than the default
+    # for-loop implementation on CPU, measured in BENCHMARKS.md); same state_dict format.
+    return torch.optim.AdamW(groups, lr=spec.lr, fused=True)

@@ -26,6 +26,7 @@ from mlplab.errors import TrainingError
 from mlplab.spec import TrainSpec
 from mlplab.tasks import Task, predict_batches
 from mlplab.train import checkpoint as ckpt
+from mlplab.train import speed
 from mlplab.train.optim import make_optimizer
 from mlplab.train.progress import EpochProgress
 
@@ -81,6 +82,7 @@ class Trainer:
         self.monitor = task.check_monitor(spec.monitor)
         self.higher = task.higher_is_better[self.monitor]
         self.optimizer = make_optimizer(model, spec)
+        self.params = [p for p in model.parameters() if p.requires_grad]
         self.generator = torch.Generator().manual_seed(seed)
         n = len(data.train)
         self.batch_size = min(spec.batch_size, n)
@@ -140,10 +142,14 @@ class Trainer:
             group["lr"] = self.spec.lr * factor
 
     def _train_epoch(self) -> float:
+        with speed.fp32_matmul(self.spec.fp32_matmul):
+            return self._train_steps()
+
+    def _train_steps(self) -> float:
         train: Split = self.data.train
         perm = torch.randperm(len(train), generator=self.generator)
         self.model.train()
-        total = torch.zeros(())
+        total = 0.0
         for start in batch_starts(len(train), self.batch_size):
             idx = perm[start: start + self.batch_size]
             x, x_cat = train.inputs(idx)
@@ -152,29 +158,28 @@ class Trainer:
                 out = self.model(x, x_cat)
             loss = self.task.loss(out.float(), train.y[idx],
                                   train.w[idx] if train.w is not None else None)
-            if not torch.isfinite(loss):
+            value = loss.item()
+            if not math.isfinite(value):
                 raise TrainingError(
-                    f"the training loss became {loss.item()} at epoch {self.state.epoch + 1}, "
+                    f"the training loss became {value} at epoch {self.state.epoch + 1}, "
                     f"step {self.state.step + 1}; lower train.lr or check the data"
                     + (f" (the last good checkpoint is kept in {self.run_dir})"
                        if self.run_dir else ""))
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.spec.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.spec.grad_clip)
+                nn.utils.clip_grad_norm_(self.params, self.spec.grad_clip, foreach=True)
             self.optimizer.step()
-            total += loss.detach() * len(idx)
+            total += value * len(idx)
             self.state.step += 1
             self.state.samples_seen += len(idx)
-        return float(total) / len(train)
+        return total / len(train)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        if self.spec.precision == "bf16":
-            return torch.autocast("cpu", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return speed.autocast(self.spec.precision)
 
     def evaluate(self, split: Split) -> dict[str, float]:
-        with self.autocast():
+        with speed.fp32_matmul(self.spec.fp32_matmul), self.autocast():
             out = predict_batches(self.model, split.inputs, len(split), self.spec.eval_batch_size)
         return self.task.metrics(out, split.y)
 

@@ -1,0 +1,63 @@
+"""Fast-math settings for the one trainer: the oneDNN fp32 matmul route and bf16 autocast.
+
+On x86 CPUs PyTorch sends fp32 matmuls to MKL by default. Allowing the "high" float32 matmul
+precision sends them to oneDNN instead, which on this machine runs ~1.7x faster with 2
+threads; on a CPU without TF32 hardware oneDNN still computes in full fp32. Because a CPU
+*with* reduced-precision hardware would round, the route is taken only after a one-time check
+(per process) that its error against a float64 reference is the same as the default path's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Iterator
+
+import torch
+
+# Relative Frobenius error of a 256x256x256 fp32 matmul is ~3e-7; TF32/bf16 give 1e-4..1e-3.
+FP32_REL_TOL = 1e-5
+
+
+def matmul_rel_error(precision: str, n: int = 256, seed: int = 0) -> float:
+    """Relative error of an fp32 `(n, n) @ (n, n)` matmul under `precision` vs float64."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(n, n, generator=g, dtype=torch.float64)
+    b = torch.randn(n, n, generator=g, dtype=torch.float64)
+    with float32_matmul_precision(precision):
+        got = torch.nn.functional.linear(a.float(), b.float().T).double()
+    ref = a @ b
+    return float((got - ref).norm() / ref.norm())
+
+
+@functools.cache
+def onednn_fp32_is_exact() -> bool:
+    """True when the oneDNN ("high" precision) fp32 matmul keeps fp32 accuracy on this CPU."""
+    if not torch.backends.mkldnn.is_available():
+        return False
+    return matmul_rel_error("high") <= FP32_REL_TOL
+
+
+@contextlib.contextmanager
+def float32_matmul_precision(precision: str) -> Iterator[None]:
+    """Set `torch.set_float32_matmul_precision` for a block and restore the previous value."""
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(precision)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(previous)
+
+
+def fp32_matmul(mode: str) -> contextlib.AbstractContextManager:
+    """`mode="fast"`: route fp32 matmuls to oneDNN when that is exact here; `"default"`: as is."""
+    if mode == "fast" and onednn_fp32_is_exact():
+        return float32_matmul_precision("high")
+    return contextlib.nullcontext()
+
+
+def autocast(precision: str) -> contextlib.AbstractContextManager:
+    """bf16 autocast on CPU (matmuls in bfloat16, weights stay fp32) or nothing for fp32."""
+    if precision == "bf16":
+        return torch.autocast("cpu", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
