@@ -15,5 +15,15 @@ __all__ = [
     "train", "resume", "load_run", "RunResult", "RunSpec", "load_spec", "parse_spec",
     "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
     "TrainingError", "__version__", "MLPClassifier", "MLPRegressor", "TabMClassifier",
-    "TabMRegressor", "load",
+    "TabMRegressor", "load", "sweep", "report", "SweepResult",
 ]
+
+
+def __getattr__(name: str):  # the lab (Optuna, SQLAlchemy, matplotlib) loads on first use
+    import importlib
+
+    where = {"sweep": "mlplab.lab.sweep", "SweepResult": "mlplab.lab.sweep",
+             "report": "mlplab.lab.report"}
+    if name not in where:
+        raise AttributeError(f"module 'mlplab' has no attribute {name!r}")
+    return getattr(importlib.import_module(where[name]), name)

@@ -130,6 +130,55 @@ def cmd_export(args: argparse.Namespace) -> None:
     out.print(f"wrote {path} (+ {path.name}.json with the preprocessing state)")
 
 
+def pareto_table(target: str, name: str | None = None) -> Table:
+    from mlplab.lab.report import pareto_rows
+    from mlplab.lab.results import load_results
+
+    res = load_results(target, name)
+    head, rows = pareto_rows(res)
+    table = Table(title=f"{res.name}: {res.metric} vs cost (mean ± std over seeds)",
+                  caption="frontier: P/F/T = family's Pareto frontier vs params/FLOPs/train s; "
+                          "* = frontier over all families")
+    for i, col in enumerate(head):
+        table.add_column(col, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def _print_wide(table: Table) -> None:
+    """On a terminal use its width; piped output (make demo, CI logs) gets 140 columns."""
+    (out if out.is_terminal else Console(highlight=False, width=140)).print(table)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    from mlplab.lab.sweep import sweep
+
+    result = sweep(args.spec, out=args.out, store=args.store, workers=args.workers,
+                   retry_failed=args.retry_failed, overrides=args.set, quiet=args.quiet)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(result.counts.items()))
+    out.print(f"sweep {result.name}: {counts} in {result.wall_seconds:.1f}s "
+              f"({result.workers} workers x {result.threads} threads); store {result.store_url}")
+    for error in result.errors[:5]:
+        out.print(f"[red]failed:[/red] {error.splitlines()[0]}")
+    if not result.finished:
+        raise MlplabError("some trials are unfinished (workers kept dying); run the sweep again")
+    if not args.quiet:
+        _print_wide(pareto_table(str(result.out) if args.store is None else args.store,
+                                 result.name))
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    from mlplab.lab.report import report
+
+    path = report(args.run, name=args.name, out=args.out)
+    out.print(f"report: {path} (and {path.with_suffix('.md')})")
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    _print_wide(pareto_table(args.run, args.name))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -164,6 +213,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="RUN_OR_DIR", help="run directory or est.save() directory")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="ONNX file to write")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("sweep", help="run or resume a sweep: families x budgets x seeds (+ search)")
+    p.add_argument("spec", help="TOML/YAML/JSON sweep file")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a sweep field, e.g. --set seeds=[0,1,2] (repeatable)")
+    p.add_argument("--out", help="directory for trials, lab.sqlite and the report "
+                                 "(default runs/<name>)")
+    p.add_argument("--store", help="database URL, e.g. postgresql://user@host:5432/lab "
+                                   "(default <out>/lab.sqlite)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="parallel worker processes; cores are split between them")
+    p.add_argument("--retry-failed", action="store_true", help="run failed trials again")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="write report.html and report.md for a sweep")
+    p.add_argument("run", help="sweep directory (with lab.sqlite) or store URL")
+    p.add_argument("--name", help="sweep name (when the store holds several)")
+    p.add_argument("--out", help="where to write the report (default: the sweep directory)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("compare", help="print a sweep's Pareto table")
+    p.add_argument("run", help="sweep directory (with lab.sqlite) or store URL")
+    p.add_argument("--name", help="sweep name (when the store holds several)")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -1,0 +1,125 @@
+"""Budget matching: solve `model.width` so the *built* model has a given parameter or FLOP count.
+
+Counts always come from `mlplab.count` on the real model (one example batch of the real data),
+never from formulas. The search is a secant iteration on log(count) vs log(width) between
+measured points, finished by a bracketing bisection over integer widths; widths are tried
+at most once each.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from mlplab.build import build_model
+from mlplab.count import count
+from mlplab.data.dataset import Dataset, build_dataset
+from mlplab.errors import SpecError
+from mlplab.spec import RunSpec
+from mlplab.tasks import make_task
+
+
+@dataclass
+class Solved:
+    """A solved budget: the width and what the real model measured."""
+
+    width: int
+    params: int
+    flops: int
+    error: float  # (measured - budget) / budget
+
+
+class ModelMeter:
+    """Builds models for one data spec and measures them: `measure(spec) -> counts`.
+
+    The dataset is built once (the first spec's data, task and seed); every measured spec
+    must share them. Example batch: up to 64 training rows.
+    """
+
+    def __init__(self, spec: RunSpec) -> None:
+        self.data: Dataset = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+        self.task = make_task(self.data.target.kind, self.data.target,
+                              label_smoothing=spec.task.label_smoothing)
+        self.batch = self.data.train.inputs(slice(0, min(64, len(self.data.train))))
+
+    def measure(self, spec: RunSpec) -> dict[str, int]:
+        with torch.random.fork_rng():
+            model = build_model(spec.model, self.data.schema, self.task.d_out)
+        return count(model, self.batch)
+
+
+def solve_width(measure: Callable[[int], dict[str, int]], budget: float, *, kind: str = "params",
+                tolerance: float = 0.05, max_width: int = 8192, what: str = "") -> Solved:
+    """The integer width whose measured `kind` count is closest to `budget` (secant + bisection).
+
+    Raises `SpecError` naming the budget when no width in `[1, max_width]` lands within
+    `tolerance` (relative).
+    """
+    key = "params" if kind == "params" else "flops_per_sample"
+    seen: dict[int, float] = {}
+
+    def value(w: int) -> float:
+        if w not in seen:
+            seen[w] = float(measure(w)[key])
+        return seen[w]
+
+    def best() -> int:
+        return min(seen, key=lambda w: abs(seen[w] - budget))
+
+    name = f"budget.{kind} = {budget:g}{f' for {what}' if what else ''}"
+    lo_w, hi_w = 1, max_width
+    if value(lo_w) > budget * (1 + tolerance):
+        raise SpecError(f"{name} is impossible: the smallest model (width 1) already has "
+                        f"{value(lo_w):,.0f} {kind}")
+    a, b = 8 if max_width >= 16 else 1, min(64, max_width)
+    for _ in range(20):
+        w = best()
+        if abs(seen[w] - budget) <= 0.01 * budget:
+            break
+        va, vb = value(a), value(b)
+        if a == b or va == vb:
+            break
+        slope = (math.log(vb) - math.log(va)) / (math.log(b) - math.log(a))
+        guess = math.exp(math.log(b) + (math.log(budget) - math.log(vb)) / max(slope, 0.1))
+        nxt = min(max_width, max(1, round(guess)))
+        if nxt in seen:
+            break
+        a, b = b, nxt
+    # bracket: largest measured width below the budget, smallest above; bisect the gap
+    below = [w for w in seen if seen[w] <= budget]
+    above = [w for w in seen if seen[w] > budget]
+    lo = max(below) if below else lo_w
+    hi = min(above) if above else hi_w
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if value(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    value(lo), value(hi)
+    w = best()
+    error = (seen[w] - budget) / budget
+    if abs(error) > tolerance:
+        if w >= max_width and seen[w] < budget:
+            raise SpecError(f"{name} is impossible: even width {max_width} (budget.max_width) "
+                            f"gives only {seen[w]:,.0f} {kind}")
+        raise SpecError(f"{name} cannot be met within {tolerance:.0%}: the closest width {w} "
+                        f"gives {seen[w]:,.0f} {kind}")
+    counts = measure(w)
+    return Solved(w, counts["params"], counts["flops_per_sample"], error)
+
+
+def solve_spec(meter: ModelMeter, spec: RunSpec, budget: float, *, kind: str,
+               tolerance: float = 0.05, max_width: int = 8192, what: str = "") -> tuple[RunSpec, Solved]:
+    """`spec` with `model.width` solved for the budget, and the measured counts."""
+    def measure(width: int) -> dict[str, int]:
+        return meter.measure(spec.model_copy(update={"model": spec.model.model_copy(
+            update={"width": width})}))
+
+    solved = solve_width(measure, budget, kind=kind, tolerance=tolerance, max_width=max_width,
+                         what=what)
+    model = spec.model.model_copy(update={"width": solved.width})
+    return spec.model_copy(update={"model": model}), solved

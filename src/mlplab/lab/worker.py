@@ -1,0 +1,204 @@
+"""A worker: claim a trial, run it through `mlplab.train`, record the result; repeat.
+
+Claims are leases kept alive by a heartbeat thread. A worker that dies mid-trial stops
+beating; once its lease expires (or, on the same host, once its process is gone) another
+worker reclaims the trial and resumes it from its last epoch checkpoint. Failures are
+recorded with their error text and never stop the sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from mlplab.errors import MlplabError
+from mlplab.lab import search
+from mlplab.lab.budget import ModelMeter
+from mlplab.lab.plan import trial_spec
+from mlplab.lab.spec import SweepSpec
+from mlplab.lab.store import FINISHED, Store, is_expired, worker_id
+from mlplab.spec import RunSpec, parse_spec
+
+ROW_COLUMNS = ("id", "key", "kind", "family", "family_values", "budget", "seed", "search_index",
+               "status", "token", "worker", "host", "pid", "lease_until", "optuna_trial", "spec")
+
+
+class Heartbeat(threading.Thread):
+    """Renews a claim's lease every `lease / 4` seconds until stopped."""
+
+    def __init__(self, store: Store, trial_id: int, token: str, lease: float) -> None:
+        super().__init__(daemon=True)
+        self.store, self.trial_id, self.token, self.lease = store, trial_id, token, lease
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.lease / 4):
+            try:
+                if not self.store.heartbeat(self.trial_id, self.token, self.lease):
+                    self.lost = True
+                    return
+            except Exception:  # a transient database error: try again next beat
+                continue
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join()
+
+
+def claimable(rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
+    """Rows a worker may claim now, best first: search trials, then big budgets first.
+
+    A final run of a searched family x budget waits until all of its search trials finished.
+    """
+    open_search = {(r["family"], r["budget"]) for r in rows
+                   if r["kind"] == "search" and r["status"] not in FINISHED}
+    ready = [r for r in rows if (r["status"] == "pending" or is_expired(r, now))
+             and not (r["kind"] == "run" and r["spec"] is None
+                      and (r["family"], r["budget"]) in open_search)]
+    return sorted(ready, key=lambda r: (r["kind"] != "search", -(r["budget"] or 0), r["seed"],
+                                        r["id"]))
+
+
+class Worker:
+    """Runs the trials of one sweep until none is left; `run()` returns how many it finished."""
+
+    def __init__(self, store: Store, name: str, out: str | Path, *, poll: float = 1.0) -> None:
+        self.store, self.out, self.poll = store, Path(out), poll
+        row = store.get_sweep(name)
+        if row is None:
+            raise MlplabError(f"the store {store.display_url} has no sweep {name!r}")
+        self.sweep_id = int(row["id"])
+        self.spec = SweepSpec.model_validate(row["spec"])
+        self.info = row["info"]
+        self.lease = self.spec.execution.lease_seconds
+        self.me = worker_id()
+        self._meters: dict[int, ModelMeter] = {}
+
+    def meter(self, seed: int) -> ModelMeter:
+        if seed not in self._meters:
+            self._meters[seed] = ModelMeter(self.spec.base.model_copy(update={"seed": seed}))
+        return self._meters[seed]
+
+    def run(self) -> int:
+        done = 0
+        while True:
+            rows = self.store.trials(self.sweep_id, *ROW_COLUMNS)
+            if all(r["status"] in FINISHED for r in rows):
+                return done
+            for row in claimable(rows, time.time()):
+                token = self.store.try_claim(row, self.me, self.lease)
+                if token is not None:
+                    self.execute(row, token)
+                    done += 1
+                    break
+            else:
+                time.sleep(self.poll)
+
+    # -- one trial ------------------------------------------------------------------------
+
+    def _study(self, row: dict[str, Any]) -> str:
+        return search.study_name(self.spec.name, row["family"], row["budget"])
+
+    def resolve(self, row: dict[str, Any], token: str) -> RunSpec:
+        """The trial's run spec; search trials ask Optuna, final runs take the best values."""
+        if row["spec"] is not None:
+            return parse_spec(row["spec"])
+        assert self.spec.search is not None
+        meter = self.meter(row["seed"])
+        if row["kind"] == "search":
+            number, values = search.ask(self.store.url, self._study(row), self.spec.search,
+                                        f"{row['key']}#{time.time_ns()}")
+            row["optuna_trial"] = number
+        else:
+            values = search.best_params(self.store.url, self._study(row))
+            if values is None:
+                raise MlplabError(f"every search trial of family {row['family']!r} at budget "
+                                  f"{row['budget']:g} failed; see their errors")
+        run, counts = trial_spec(self.spec, meter, row["family_values"], row["budget"],
+                                 row["seed"], values)
+        self.store.update_claimed(row["id"], token, spec=run.model_dump(mode="json"),
+                                  optuna_trial=row["optuna_trial"], params=counts["params"],
+                                  flops=counts["flops_per_sample"])
+        return run
+
+    def run_dir(self, row: dict[str, Any]) -> Path:
+        slug = row["key"].replace("/", "_").replace("=", "").replace(" ", "-")
+        return self.out / "trials" / f"{row['id']:05d}-{slug}"
+
+    def execute(self, row: dict[str, Any], token: str) -> None:
+        import mlplab
+
+        beat = Heartbeat(self.store, row["id"], token, self.lease)
+        beat.start()
+        started = time.time()
+        value: float | None = None
+        try:
+            spec = self.resolve(row, token)
+            run_dir = self.run_dir(row)
+            resume = _same_spec(run_dir, spec)
+            if run_dir.exists() and not resume:
+                shutil.rmtree(run_dir)
+            result = mlplab.train(spec, out=run_dir, resume=resume, quiet=True)
+            if not self.spec.execution.keep_checkpoints:
+                shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
+            summary = result.summary()
+            metrics = {k: summary[k] for k in ("train", "val", "test")}
+            value = metrics["val"].get(self.info["monitor"])
+            if row["kind"] == "search":
+                search.tell(self.store.url, self._study(row), row["optuna_trial"], value)
+            self.store.finish(
+                row["id"], token, self.me, status="done", params=result.counts["params"],
+                trainable_params=result.counts["trainable_params"],
+                flops=result.counts["flops_per_sample"], metrics=metrics, curves=result.curves,
+                timings={**result.timings, "best_epoch": result.best_epoch,
+                         "epochs": result.epochs}, wall_seconds=time.time() - started,
+                run_dir=str(run_dir))
+        except KeyboardInterrupt:
+            self.store.release(row["id"], token, self.me)
+            raise
+        except Exception as err:  # recorded, never fatal to the sweep
+            text = f"{type(err).__name__}: {err}"
+            if not isinstance(err, MlplabError):
+                text += "\n" + "".join(traceback.format_exception(err)[-3:])
+            if row["kind"] == "search" and row.get("optuna_trial") is not None:
+                try:
+                    search.tell(self.store.url, self._study(row), row["optuna_trial"], None)
+                except Exception:
+                    pass
+            self.store.finish(row["id"], token, self.me, status="failed", error=text,
+                              wall_seconds=time.time() - started, detail=str(err)[:200])
+        finally:
+            beat.stop()
+
+
+def _same_spec(run_dir: Path, spec: RunSpec) -> bool:
+    """Does `run_dir` hold a (partial) run of exactly this spec, so it can be resumed?"""
+    path = run_dir / "spec.json"
+    if not (path.is_file() and (run_dir / "model.json").is_file()):
+        return False
+    try:
+        return json.loads(path.read_text()) == spec.model_dump(mode="json")
+    except (OSError, ValueError):
+        return False
+
+
+def worker_main(store_url: str, name: str, out: str, threads: int) -> None:
+    """Entry point of a worker process: split the cores, then run trials until none is left."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    import torch
+
+    torch.set_num_threads(threads)
+    store = Store(store_url)
+    try:
+        Worker(store, name, out).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        store.close()
