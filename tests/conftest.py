@@ -1,0 +1,68 @@
+"""Shared fixtures: one torch thread (the machine is shared), tiny specs, small finished runs."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import copy  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import mlplab  # noqa: E402
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY_SPEC: dict[str, Any] = {
+    "seed": 0,
+    "data": {"source": "sklearn:iris"},
+    "model": {"block": "standard", "width": 16, "depth": 2},
+    "train": {"epochs": 4, "batch_size": 16, "lr": 3e-3, "patience": None, "threads": 1},
+}
+
+
+def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """A deep copy of `base` with the (nested) keys of `override` replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+@pytest.fixture
+def tiny_spec() -> Callable[..., dict[str, Any]]:
+    """`tiny_spec(model={...}, train={...})`: a small iris spec with some sections replaced."""
+
+    def make(**override: Any) -> dict[str, Any]:
+        return merge(TINY_SPEC, override)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def frozen_run(tmp_path_factory: pytest.TempPathFactory) -> mlplab.RunResult:
+    """A finished run directory: hourglass blocks, frozen lift, batchnorm, wine (3 classes)."""
+    out = tmp_path_factory.mktemp("runs") / "frozen"
+    spec = merge(TINY_SPEC, {
+        "data": {"source": "sklearn:wine"},
+        "model": {"block": "hourglass", "width": 32, "lift": "frozen", "norm": "batchnorm"},
+        "train": {"epochs": 3},
+    })
+    return mlplab.train(spec, out=out)
+
+
+def mlplab_executable() -> str:
+    """The `mlplab` console script next to the running interpreter (the project venv)."""
+    exe = Path(sys.executable).parent / "mlplab"
+    return str(exe) if exe.exists() else str(REPO / ".venv" / "bin" / "mlplab")
