@@ -269,6 +269,21 @@ def test_stratified_split_keeps_class_proportions():
         assert abs(share - 0.2) <= 1.0 / len(part)
 
 
+def test_many_classes_in_a_small_table_still_split(tmp_path: Path):
+    # 30 rows, 6 classes: a 4-row test part cannot hold every class, so it cannot stratify
+    frame = pd.DataFrame({"x": np.arange(30.0), "y": np.repeat(list("abcdef"), 5)})
+    data = dataset(write(frame, tmp_path / "t.csv"), target="y")
+    assert (len(data.train), len(data.val), len(data.test)) == (30 - 2 * round(4.5), 4, 4)
+    assert data.target.n_classes == 6
+
+
+def test_fractions_that_leave_no_training_rows(tmp_path: Path):
+    frame = pd.DataFrame({"x": np.arange(10.0), "y": np.arange(10.0)})
+    with pytest.raises(DataError, match="leave 0 of 10 rows for training"):
+        dataset(write(frame, tmp_path / "t.csv"), target="y", val_fraction=0.49,
+                test_fraction=0.49)
+
+
 def test_classification_defaults_to_stratified(tmp_path: Path):
     frame = table(n=200)
     frame["label"] = np.where(np.arange(200) % 10 == 0, "rare", "common")  # 10% rare
