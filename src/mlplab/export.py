@@ -64,13 +64,13 @@ def example_inputs(schema: FeatureSchema, batch: int = 2) -> tuple[Tensor, ...]:
 
 def export_onnx(path: str | Path, out: str | Path) -> Path:
     """Export the model in `path` to the ONNX file `out` (+ `<out>.json` preprocessing)."""
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise SpecError(f"--onnx: the output file should end in .onnx, got {str(out)!r}")
     predictor, record = load_predictor(path)
     schema = FeatureSchema.from_dict(record["schema"])
     inputs = example_inputs(schema)
     names = ["x_num", "x_cat"][: len(inputs)]
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise SpecError(f"--onnx: the output file should end in .onnx, got {str(out)!r}")
     out.parent.mkdir(parents=True, exist_ok=True)
     batch = torch.export.Dim("batch", min=1)
     dynamic = {"x": {0: batch}} if len(inputs) == 1 else {"x": {0: batch}, "x_cat": {0: batch}}

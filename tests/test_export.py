@@ -1,0 +1,95 @@
+"""ONNX export of saved estimators and run directories: parity with PyTorch under onnxruntime."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+import pytest
+import torch
+from conftest import mlplab_executable
+
+import mlplab
+from mlplab.data.dataset import FeatureSchema
+from mlplab.export import export_onnx, load_predictor
+
+TOL = 1e-5
+
+
+def onnx_vs_torch(path, onnx_file, n: int = 33) -> tuple[np.ndarray, np.ndarray]:
+    """Outputs of the ONNX file and of the PyTorch predictor on the same random inputs."""
+    predictor, record = load_predictor(path)
+    schema = FeatureSchema.from_dict(record["schema"])
+    torch.manual_seed(0)
+    shape = (n, *schema.image_shape) if schema.image_shape else (n, schema.n_num)
+    inputs = [torch.randn(shape)]
+    if schema.categorical:
+        inputs.append(torch.stack([torch.randint(0, c + 1, (n,)) for c in schema.cardinalities], 1))
+    session = ort.InferenceSession(str(onnx_file))
+    got = session.run(None, {i.name: t.numpy() for i, t in zip(session.get_inputs(), inputs,
+                                                               strict=True)})[0]
+    with torch.no_grad():
+        want = predictor(*inputs).numpy()
+    return got, want
+
+
+def test_estimator_tabm_ple_with_categoricals(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120),
+                      "c": rng.choice(["x", "y", "z"], size=120)})
+    y = np.where(X["a"] + (X["c"] == "x") > 0.5, "pos", "neg")
+    clf = mlplab.TabMClassifier(k=4, d_block=16, num_embeddings="ple", max_epochs=3,
+                                random_state=0).fit(X, y)
+    clf.save(tmp_path / "clf")
+    out = export_onnx(tmp_path / "clf", tmp_path / "clf.onnx")
+    got, want = onnx_vs_torch(tmp_path / "clf", out)
+    assert got.shape == (33, 2) and np.allclose(got.sum(1), 1.0, atol=1e-5)
+    assert np.abs(got - want).max() <= TOL
+    meta = json.loads((tmp_path / "clf.onnx.json").read_text())
+    assert meta["inputs"] == ["x_num", "x_cat"] and meta["target"]["classes"] == ["neg", "pos"]
+    # the ONNX graph on preprocessed rows reproduces predict_proba
+    num, cat = clf.features_.transform(X.head(5))
+    session = ort.InferenceSession(str(out))
+    proba = session.run(None, {"x_num": num, "x_cat": cat})[0]
+    assert np.abs(proba - clf.predict_proba(X.head(5))).max() <= TOL
+
+
+def test_estimator_regressor_plr(tmp_path) -> None:
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(80, 3))
+    reg = mlplab.MLPRegressor(arch="resnet", num_embeddings="plr", d_block=16, max_epochs=2,
+                              random_state=0).fit(X, X[:, 0] - X[:, 1])
+    reg.save(tmp_path / "reg")
+    got, want = onnx_vs_torch(tmp_path / "reg", export_onnx(tmp_path / "reg", tmp_path / "r.onnx"))
+    assert got.shape == (33,) and np.abs(got - want).max() <= TOL
+
+
+def test_cli_export_run_dir(tmp_path, frozen_run) -> None:
+    out = tmp_path / "run.onnx"
+    proc = subprocess.run([mlplab_executable(), "export", str(frozen_run.run_dir), "--onnx",
+                           str(out)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    got, want = onnx_vs_torch(frozen_run.run_dir, out)
+    assert got.shape == (33, 3) and np.abs(got - want).max() <= TOL
+
+
+def test_cli_export_tabm_run_with_images(tmp_path, tiny_spec) -> None:
+    spec = tiny_spec(data={"source": "sklearn:digits", "max_rows": 300},
+                     model={"block": "plain", "ensemble": "tabm", "k": 3, "width": 16},
+                     train={"epochs": 1})
+    mlplab.train(spec, out=tmp_path / "run")
+    export_onnx(tmp_path / "run", tmp_path / "digits.onnx")
+    got, want = onnx_vs_torch(tmp_path / "run", tmp_path / "digits.onnx")
+    assert got.shape == (33, 10) and np.abs(got - want).max() <= TOL
+
+
+def test_cli_export_errors(tmp_path) -> None:
+    proc = subprocess.run([mlplab_executable(), "export", str(tmp_path), "--onnx",
+                           str(tmp_path / "x.onnx")], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
+    with pytest.raises(mlplab.SpecError, match=".onnx"):
+        export_onnx(tmp_path, tmp_path / "x.txt")

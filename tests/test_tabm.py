@@ -1,0 +1,153 @@
+"""TabM: BatchEnsemble units, tabm-mini, ensemble heads and the tasks' ensemble handling."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+import mlplab
+from mlplab.build import build_model
+from mlplab.data.dataset import FeatureSchema
+from mlplab.data.preprocess import TargetCoder
+from mlplab.nn.ensemble import (
+    BatchEnsembleLinear,
+    EnsembleBackbone,
+    LinearEnsembleHead,
+    ScaleEnsemble,
+    init_scaling_,
+)
+from mlplab.spec import ModelSpec
+from mlplab.tasks import Classification, Regression
+
+SCHEMA = FeatureSchema(["a", "b", "c"], ["colour"], [4])
+
+
+def tabm_spec(**kw) -> ModelSpec:
+    base = dict(block="plain", activation="relu", norm="none", width=16, depth=3, dropout=0.1,
+                ensemble="tabm", k=4)
+    return ModelSpec(**{**base, **kw})
+
+
+def test_batchensemble_matches_k_separate_linear_maps() -> None:
+    torch.manual_seed(0)
+    layer = BatchEnsembleLinear(5, 3, k=4)
+    with torch.no_grad():
+        layer.r.normal_()
+        layer.s.normal_()
+        layer.bias.normal_()
+    x = torch.randn(7, 4, 5)
+    out = layer(x)
+    assert out.shape == (7, 4, 3)
+    for i in range(4):
+        expected = F.linear(x[:, i] * layer.r[i], layer.weight) * layer.s[i] + layer.bias[i]
+        torch.testing.assert_close(out[:, i], expected)
+
+
+def test_batchensemble_init_and_gradients() -> None:
+    torch.manual_seed(0)
+    layer = BatchEnsembleLinear(6, 8, k=3)
+    assert torch.equal(layer.r, torch.ones(3, 6)) and torch.equal(layer.s, torch.ones(3, 8))
+    assert torch.equal(layer.bias[0], layer.bias[2])  # members start with one shared bias
+    layer(torch.randn(5, 3, 6)).square().sum().backward()
+    for name, p in layer.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+def test_scaling_init_random_signs_per_chunk() -> None:
+    torch.manual_seed(0)
+    r = init_scaling_(torch.empty(16, 6), "random-signs", chunks=[1, 2, 3])
+    assert set(r.unique().tolist()) == {-1.0, 1.0}
+    assert torch.equal(r[:, 1], r[:, 2]) and torch.equal(r[:, 3], r[:, 5])
+    with pytest.raises(ValueError, match="chunks"):
+        init_scaling_(torch.empty(2, 6), "normal", chunks=[1, 2])
+
+
+def test_tabm_model_shapes_first_layer_random_rest_ones() -> None:
+    torch.manual_seed(0)
+    model = build_model(tabm_spec(), SCHEMA, d_out=3)
+    out = model(torch.randn(5, 3), torch.randint(0, 5, (5, 1)))
+    assert out.shape == (5, 4, 3)
+    units = [m for m in model.modules() if isinstance(m, BatchEnsembleLinear)]
+    assert len(units) == 3
+    assert set(units[0].r.unique().tolist()) <= {-1.0, 1.0} and not bool((units[0].r == 1).all())
+    for unit in units[1:]:
+        assert bool((unit.r == 1).all()) and bool((unit.s == 1).all())
+    # one random sign per input feature: the 3-wide colour embedding shares one value
+    widths = model.adapter.feature_widths
+    assert widths == [1, 1, 1, 3]
+    assert bool((units[0].r[:, 3:6] == units[0].r[:, 3:4]).all())
+    assert isinstance(model.head, LinearEnsembleHead)
+
+
+def test_tabm_members_differ_and_all_get_gradients() -> None:
+    torch.manual_seed(0)
+    model = build_model(tabm_spec(dropout=0.0), SCHEMA, d_out=1)
+    out = model(torch.randn(9, 3), torch.randint(0, 5, (9, 1)))
+    assert not torch.allclose(out[:, 0], out[:, 1])  # random signs make the members differ
+    out.sum().backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+def test_tabm_mini_shares_units_and_scales_input() -> None:
+    torch.manual_seed(0)
+    model = build_model(tabm_spec(ensemble="tabm-mini", k=5), SCHEMA, d_out=2)
+    assert not any(isinstance(m, BatchEnsembleLinear) for m in model.modules())
+    assert isinstance(model.backbone, EnsembleBackbone)
+    assert isinstance(model.backbone.scale, ScaleEnsemble)
+    assert model.backbone.scale.weight.shape == (5, model.adapter.d_out)
+    out = model(torch.randn(4, 3), torch.randint(0, 5, (4, 1)))
+    assert out.shape == (4, 5, 2)
+
+
+def test_tabm_param_count_is_far_below_k_mlps() -> None:
+    mlp = build_model(tabm_spec(ensemble="none", k=None, width=256), SCHEMA, 1)
+    tabm = build_model(tabm_spec(width=256, k=32), SCHEMA, 1)
+    n_mlp = sum(p.numel() for p in mlp.parameters())
+    n_tabm = sum(p.numel() for p in tabm.parameters())
+    assert n_mlp < n_tabm < 2 * n_mlp  # 32 members for < 2x the parameters of one
+
+
+def test_ensemble_over_residual_blocks() -> None:
+    model = build_model(tabm_spec(block="standard", norm="layernorm", k=3), SCHEMA, d_out=2)
+    assert model(torch.randn(4, 3), torch.zeros(4, 1, dtype=torch.long)).shape == (4, 3, 2)
+
+
+def test_spec_rejects_k_without_ensemble() -> None:
+    with pytest.raises(mlplab.SpecError, match="k > 1"):
+        mlplab.parse_spec({"data": {"source": "sklearn:iris"}, "model": {"k": 8}})
+    assert ModelSpec(ensemble="tabm").n_members == 32 and ModelSpec().n_members == 1
+
+
+def test_classification_ensemble_loss_is_mean_of_member_losses() -> None:
+    torch.manual_seed(0)
+    task = Classification(3)
+    out, y = torch.randn(6, 4, 3), torch.randint(0, 3, (6,))
+    members = torch.stack([F.cross_entropy(out[:, i], y) for i in range(4)])
+    torch.testing.assert_close(task.loss(out, y), members.mean())
+    probs = out.softmax(-1).mean(1)
+    torch.testing.assert_close(task.combine(out).exp(), probs)
+    metrics = task.metrics(out, y)
+    assert math.isclose(metrics["accuracy"], float((probs.argmax(-1) == y).float().mean()))
+    assert math.isclose(metrics["log_loss"], float(F.nll_loss(probs.log(), y)), rel_tol=1e-5)
+
+
+def test_regression_ensemble_predicts_member_mean_and_weights() -> None:
+    torch.manual_seed(0)
+    task = Regression(TargetCoder("regression"))
+    out, y = torch.randn(5, 3, 1), torch.randn(5)
+    torch.testing.assert_close(task.combine(out), out.mean(1))
+    torch.testing.assert_close(task.loss(out, y), ((out.squeeze(-1) - y[:, None]) ** 2).mean())
+    w = torch.tensor([1.0, 0.0, 2.0, 0.0, 1.0])
+    per_row = ((out.squeeze(-1) - y[:, None]) ** 2).mean(1)
+    torch.testing.assert_close(task.loss(out, y, w), (per_row * w).sum() / w.sum())
+
+
+def test_train_tabm_from_a_spec(tiny_spec) -> None:
+    spec = tiny_spec(model={"block": "plain", "activation": "relu", "norm": "none", "width": 32,
+                            "ensemble": "tabm", "k": 4}, train={"epochs": 15})
+    result = mlplab.train(spec)
+    assert result.metrics["test"]["accuracy"] > 0.8
