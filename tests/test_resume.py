@@ -125,7 +125,8 @@ def test_resume_after_sigkill_matches_uninterrupted(spec_path: Path, tmp_path: P
 def test_resume_after_kill_before_first_checkpoint(spec_path: Path, tmp_path: Path,
                                                    uninterrupted: dict):
     run_dir = tmp_path / "run"
-    start_and_kill(spec_path, run_dir, lambda d: (d / "model.json").is_file())
+    start_and_kill(spec_path, run_dir, lambda d: (d / "spec.json").is_file())
+    assert (run_dir / "model.json").is_file()  # written before spec.json marks the run
     # make the state exactly "killed before the first checkpoint, mid-write": whatever the
     # process got to checkpoint is removed, a half-written temp checkpoint is left behind
     shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)

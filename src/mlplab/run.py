@@ -102,8 +102,10 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     if run_dir is not None:
         if not resume:
             run_dir.mkdir(parents=True, exist_ok=True)
-            ckpt.write_json(run_dir / "spec.json", spec.model_dump(mode="json"))
+            # spec.json marks a run directory, so it is written last: a kill in between
+            # never leaves a resumable run without its model.json
             ckpt.write_json(run_dir / "model.json", model_record(spec, data, task.d_out))
+            ckpt.write_json(run_dir / "spec.json", spec.model_dump(mode="json"))
         else:
             trainer.resume()
     state = trainer.fit()
