@@ -73,8 +73,8 @@ class BatchEnsembleLinear(nn.Module):
             if bias else None
 
     def forward(self, x: Tensor) -> Tensor:
-        y = nn.functional.linear(x * self.r, self.weight) * self.s
-        return y + self.bias if self.bias is not None else y
+        y = nn.functional.linear(x * self.r, self.weight)
+        return torch.addcmul(self.bias, y, self.s) if self.bias is not None else y * self.s
 
     def extra_repr(self) -> str:
         return f"d_in={self.weight.shape[1]}, d_out={self.weight.shape[0]}, k={self.k}"
