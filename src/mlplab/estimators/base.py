@@ -309,37 +309,27 @@ def _all_numbers(values: np.ndarray) -> bool:
                for v in values.ravel())
 
 
-class TabMClassifier(MLPClassifier):
+class _TabMPreset:
+    """The TabM paper's defaults (k=32 BatchEnsemble members, d_block 512) for both presets."""
+
+    def __init__(self, *, arch: str = "tabm", n_blocks: int | None = None, d_block: int = 512,
+                 k: int | None = 32, num_embeddings: str | None = None, dropout: float = 0.1,
+                 lr: float = 2e-3, weight_decay: float = 3e-4, batch_size: int = 256,
+                 max_epochs: int = 100, patience: int | None = 16,
+                 validation_fraction: float = 0.1, precision: str = "fp32",
+                 random_state: int | np.random.RandomState | None = None, verbose: int = 0,
+                 warm_start: bool = False) -> None:
+        super().__init__(arch=arch, n_blocks=n_blocks, d_block=d_block, k=k,  # type: ignore[call-arg]
+                         num_embeddings=num_embeddings, dropout=dropout, lr=lr,
+                         weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+                         patience=patience, validation_fraction=validation_fraction,
+                         precision=precision, random_state=random_state, verbose=verbose,
+                         warm_start=warm_start)
+
+
+class TabMClassifier(_TabMPreset, MLPClassifier):
     """`MLPClassifier` with the TabM paper's defaults: k=32 BatchEnsemble members, d_block 512."""
 
-    def __init__(self, *, arch: str = "tabm", n_blocks: int | None = None, d_block: int = 512,
-                 k: int | None = 32, num_embeddings: str | None = None, dropout: float = 0.1,
-                 lr: float = 2e-3, weight_decay: float = 3e-4, batch_size: int = 256,
-                 max_epochs: int = 100, patience: int | None = 16,
-                 validation_fraction: float = 0.1, precision: str = "fp32",
-                 random_state: int | np.random.RandomState | None = None, verbose: int = 0,
-                 warm_start: bool = False) -> None:
-        super().__init__(arch=arch, n_blocks=n_blocks, d_block=d_block, k=k,
-                         num_embeddings=num_embeddings, dropout=dropout, lr=lr,
-                         weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
-                         patience=patience, validation_fraction=validation_fraction,
-                         precision=precision, random_state=random_state, verbose=verbose,
-                         warm_start=warm_start)
 
-
-class TabMRegressor(MLPRegressor):
+class TabMRegressor(_TabMPreset, MLPRegressor):
     """`MLPRegressor` with the TabM paper's defaults: k=32 BatchEnsemble members, d_block 512."""
-
-    def __init__(self, *, arch: str = "tabm", n_blocks: int | None = None, d_block: int = 512,
-                 k: int | None = 32, num_embeddings: str | None = None, dropout: float = 0.1,
-                 lr: float = 2e-3, weight_decay: float = 3e-4, batch_size: int = 256,
-                 max_epochs: int = 100, patience: int | None = 16,
-                 validation_fraction: float = 0.1, precision: str = "fp32",
-                 random_state: int | np.random.RandomState | None = None, verbose: int = 0,
-                 warm_start: bool = False) -> None:
-        super().__init__(arch=arch, n_blocks=n_blocks, d_block=d_block, k=k,
-                         num_embeddings=num_embeddings, dropout=dropout, lr=lr,
-                         weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
-                         patience=patience, validation_fraction=validation_fraction,
-                         precision=precision, random_state=random_state, verbose=verbose,
-                         warm_start=warm_start)
