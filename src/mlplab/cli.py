@@ -179,6 +179,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
     _print_wide(pareto_table(args.run, args.name))
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from mlplab.bench import run_benchmark
+
+    command = "OMP_WAIT_POLICY=PASSIVE mlplab bench" + (" --quick" if args.quick else "") + (
+        f" --threads {args.threads}" if args.threads else "")
+    run_benchmark(quick=args.quick, threads=args.threads, out=args.out, command=command,
+                  log=lambda text: out.print(text, markup=False))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -238,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="sweep directory (with lab.sqlite) or store URL")
     p.add_argument("--name", help="sweep name (when the store holds several)")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("bench", help="training/inference throughput vs PyTorch, sklearn, skorch")
+    p.add_argument("--quick", action="store_true", help="small grid, ~2 minutes")
+    p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

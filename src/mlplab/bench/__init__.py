@@ -1,0 +1,123 @@
+"""`mlplab bench`: matmul peak, training throughput vs PyTorch/sklearn/skorch, the trainer's
+profile, bf16 accuracy, inference latency and estimator overhead — in one process, one run,
+written to the `## Training throughput` section of BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from mlplab.bench.training import CONTENDERS
+
+ALL = list(CONTENDERS)
+FAST = ["mlplab fp32", "mlplab bf16", "torch loop"]
+
+# (width, batch, contenders): sklearn/skorch where they finish in seconds, not minutes
+FULL_GRID = [
+    (256, 256, ALL), (256, 1024, ALL), (256, 4096, FAST),
+    (512, 256, FAST + ["skorch"]), (512, 1024, ALL), (512, 4096, FAST),
+    (1024, 256, FAST + ["skorch"]), (1024, 1024, ALL), (1024, 4096, FAST),
+    (2048, 512, FAST), (2048, 1024, FAST + ["skorch"]),
+]
+QUICK_GRID = [(256, 1024, ALL), (1024, 1024, ALL)]
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown CPU"
+
+
+def _load() -> float:
+    try:
+        return os.getloadavg()[0]
+    except OSError:
+        return float("nan")
+
+
+def ablation(width: int, batch: int, *, budget: float, repeats: int,
+             log: Callable[[str], None] = print) -> list[dict]:
+    """Trainer variants from the reference (MKL + for-loop AdamW) up to mlplab's defaults."""
+    from mlplab.bench.training import D_IN, residual_mlp, steps_for, synthetic, time_mlplab
+    from mlplab.count import count
+    from mlplab.train.optim import param_groups
+
+    def loop_adamw(model: torch.nn.Module) -> torch.optim.Optimizer:
+        return torch.optim.AdamW(param_groups(model, 1e-4), lr=1e-3)
+
+    fps = count(residual_mlp(width), torch.zeros(4, D_IN))["flops_per_sample"]
+    steps = steps_for(3 * fps * batch, budget)
+    x, y = synthetic(steps * batch + 256)
+    variants = [
+        ("reference: MKL fp32 matmul, for-loop AdamW", dict(fp32_matmul="default",
+                                                             optimizer_override=loop_adamw)),
+        ("+ oneDNN fp32 matmul route", dict(optimizer_override=loop_adamw)),
+        ("+ fused AdamW (= mlplab fp32 default)", {}),
+        ("+ precision = bf16", dict(precision="bf16")),
+    ]
+    rows = []
+    for name, kwargs in variants:
+        seconds = time_mlplab(width, x, y, batch, repeats, **kwargs)
+        rate = steps * batch / seconds
+        rows.append({"variant": f"{name} (width {width}, batch {batch})",
+                     "samples_per_s": rate, "gflops": 3 * fps * rate / 1e9})
+        log(f"  {name:45s} {rate:9.0f} samples/s")
+    return rows
+
+
+def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.md",
+                  threads: int | None = None, command: str = "mlplab bench",
+                  log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run everything, print progress, write the BENCHMARKS.md section; return the results."""
+    from mlplab.bench import accuracy, inference, overhead, peak, profile, report, training
+
+    if threads:
+        torch.set_num_threads(threads)
+    start, load_before = time.perf_counter(), _load()
+    budget, repeats = (1.5e11, 1) if quick else (4e11, 2)
+    log("matmul peak")
+    peaks = peak.measure_peaks(seconds=0.3 if quick else 0.9)
+    for p in peaks:
+        log(f"  {p['route']:42s} {p['gflops']:7.0f} GFLOP/s")
+    peak_fp32 = max(p["gflops"] for p in peaks if p["fp32_accurate"])
+    log("training throughput")
+    rows = training.measure_grid(QUICK_GRID if quick else FULL_GRID, budget=budget,
+                                 repeats=repeats, log=log)
+    results: dict[str, Any] = {"peaks": peaks, "peak_fp32": peak_fp32, "training": rows}
+    log("trainer ablation")
+    results["ablation"] = ablation(1024, 512 if quick else 1024, budget=budget,
+                                   repeats=repeats, log=log)
+    log("profile")
+    results["profile"] = {
+        f"mlplab fp32, width 1024, batch {b}": profile.profile_trainer(1024, b, steps=3)
+        for b in ((1024,) if quick else (256, 1024))}
+    results["profile"]["mlplab bf16, width 1024, batch 1024"] = profile.profile_trainer(
+        1024, 1024, steps=3, precision="bf16")
+    log("bf16 accuracy on digits")
+    results["accuracy"] = accuracy.measure_accuracy([0] if quick else [0, 1, 2], log=log)
+    log("inference")
+    results["inference"] = inference.measure_inference(
+        [256] if quick else [256, 1024], big_batch=4096, latency_calls=50 if quick else 200,
+        log=log)
+    log("estimator overhead")
+    results["overhead"] = overhead.measure_overhead(repeats=1 if quick else 3, log=log)
+    results["env"] = {
+        "command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": _cpu_name(),
+        "cores": os.cpu_count(), "load_before": load_before, "load_after": _load(),
+        "seconds": time.perf_counter() - start}
+    if out is not None:
+        report.write_section(out, report.render(results))
+        log(f"wrote the '{report.SECTION}' section of {out}")
+    return results

@@ -1,0 +1,127 @@
+"""Markdown for the `## Training throughput` section of BENCHMARKS.md, and replacing it in place."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+SECTION = "## Training throughput"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _rate(rows: list[dict], width: int, batch: int, name: str) -> float | None:
+    for r in rows:
+        if (r["width"], r["batch"], r["contender"]) == (width, batch, name):
+            return r["samples_per_s"]
+    return None
+
+
+def ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:.2f}x" if a and b else "—"
+
+
+def throughput_table(rows: list[dict], peak_fp32: float) -> str:
+    names = ["mlplab fp32", "mlplab bf16", "torch loop", "sklearn", "skorch"]
+    keys = sorted({(r["width"], r["batch"]) for r in rows})
+    body = []
+    for w, b in keys:
+        rates = {n: _rate(rows, w, b, n) for n in names}
+        gf = next(r["gflops"] for r in rows
+                  if (r["width"], r["batch"], r["contender"]) == (w, b, "mlplab fp32"))
+        body.append([w, b] + [f"{rates[n]:,.0f}" if rates[n] else "—" for n in names]
+                    + [f"{gf:.0f}", f"{gf / peak_fp32:.0%}",
+                       ratio(rates["mlplab bf16"], rates["mlplab fp32"]),
+                       ratio(rates["mlplab fp32"], rates["torch loop"]),
+                       ratio(rates["mlplab fp32"], rates["sklearn"]),
+                       ratio(rates["mlplab fp32"], rates["skorch"])])
+    header = ["width", "batch"] + [f"{n} (samples/s)" for n in names] + [
+        "mlplab fp32 GFLOP/s", "÷ fp32 peak", "bf16 ÷ fp32", "÷ torch loop", "÷ sklearn",
+        "÷ skorch"]
+    return _table(header, body)
+
+
+def render(results: dict[str, Any]) -> str:
+    """The whole section as markdown."""
+    env, peaks = results["env"], results["peaks"]
+    peak_fp32 = results["peak_fp32"]
+    parts = [SECTION, "",
+             f"Command: `{env['command']}` — {env['date']}, torch {env['torch']}, "
+             f"{env['threads']} threads, {env['cpu']}.",
+             f"Machine load (1-min average) before / after: {env['load_before']:.2f} / "
+             f"{env['load_after']:.2f} on {env['cores']} cores"
+             + (" — **the machine was shared with other jobs while this ran; absolute numbers "
+                "are noisy, ratios within a row were measured back to back.**"
+                if max(env["load_before"], env["load_after"]) > 0.5 else "."),
+             f"Total benchmark time: {env['seconds']:.0f} s.", "",
+             "### Matmul peak (2048 x 2048 x 2048)", "",
+             _table(["route", "GFLOP/s", "rel. error vs float64", "fp32-accurate"],
+                    [[p["route"], f"{p['gflops']:.0f}",
+                      f"{p['rel_error']:.1e}" if p["rel_error"] is not None else "—",
+                      "yes" if p["fp32_accurate"] else "no"] for p in peaks]),
+             "",
+             f"The fp32 peak used below is the best fp32-accurate route: **{peak_fp32:.0f} "
+             "GFLOP/s**. mlplab's trainer uses the oneDNN route by default "
+             "(`train.fp32_matmul = \"fast\"`, checked to be exact on the CPU at hand).", "",
+             "### Training samples/s (residual MLP, depth 4, ratio 4, 128 inputs, 10 classes)",
+             "",
+             "Best timed epoch after a warm-up epoch. `torch loop` = `DataLoader(TensorDataset, "
+             "shuffle=True)` + default `AdamW` on the same module; `sklearn` = `MLPClassifier` "
+             "with the same matmul shapes (hidden sizes w, 4w, w, …; no skips/norms; float32); "
+             "`skorch` = `NeuralNetClassifier` on the same module. GFLOP/s = forward FLOPs "
+             "from `mlplab.count` x 3.", "",
+             throughput_table(results["training"], peak_fp32), ""]
+    if results.get("ablation"):
+        parts += ["### What each trainer change buys (same model and data)", "",
+                  _table(["variant", "samples/s", "GFLOP/s", "vs reference"],
+                         [[a["variant"], f"{a['samples_per_s']:,.0f}", f"{a['gflops']:.0f}",
+                           f"{a['samples_per_s'] / results['ablation'][0]['samples_per_s']:.2f}x"]
+                          for a in results["ablation"]]), ""]
+    if results.get("profile"):
+        for title, prof in results["profile"].items():
+            parts += [f"### Profile: {title}", "",
+                      _table(["category", "ms / step", "share"],
+                             [[p["category"], f"{p['ms_per_step']:.1f}", f"{p['share']:.0%}"]
+                              for p in prof]), ""]
+    if results.get("accuracy"):
+        parts += ["### bf16 accuracy (digits, `mlplab.train`, same spec, mean over seeds)", "",
+                  _table(["precision", "test accuracy % (mean)", "min", "max", "train s"],
+                         [[a["precision"], f"{a['mean']:.2f}", f"{a['min']:.2f}",
+                           f"{a['max']:.2f}", f"{a['train_seconds']:.2f}"]
+                          for a in results["accuracy"]]), ""]
+    if results.get("inference"):
+        parts += ["### Inference (eval-mode forward of the same module)", "",
+                  _table(["width", "batch", "path", "latency µs", "rows/s"],
+                         [[r["width"], r["batch"], r["path"], f"{r['latency_us']:,.0f}",
+                           f"{r['rows_per_s']:,.0f}"] for r in results["inference"]]), ""]
+    if results.get("overhead"):
+        parts += ["### Estimator overhead (`mlplab.MLPClassifier.fit` vs a raw PyTorch loop, "
+                  "same epochs)", "",
+                  _table(["data", "rows", "epochs", "estimator s", "raw loop s", "ratio"],
+                         [[r["data"], r["rows"], r["epochs"], f"{r['estimator_s']:.3f}",
+                           f"{r['raw_loop_s']:.3f}", f"{r['ratio']:.2f}x"]
+                          for r in results["overhead"]]), ""]
+    if results.get("notes"):
+        parts += ["### Notes", ""] + [f"- {n}" for n in results["notes"]] + [""]
+    return "\n".join(parts)
+
+
+def write_section(path: str | Path, text: str) -> None:
+    """Replace the `## Training throughput` section of `path` (or append it)."""
+    path = Path(path)
+    old = path.read_text() if path.exists() else "# Benchmarks\n"
+    lines = old.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
+    if start is None:
+        new = old.rstrip("\n") + "\n\n" + text.rstrip("\n") + "\n"
+    else:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+        new = "\n".join(lines[:start] + text.rstrip("\n").splitlines() + lines[end:]) + "\n"
+    from mlplab.train.checkpoint import atomic_write_bytes
+
+    atomic_write_bytes(path, new.encode())
