@@ -75,7 +75,9 @@ def load(path: str | Path) -> Any:
 
     path = Path(path)
     if not (path / RECORD).is_file():
-        raise SpecError(f"{str(path)!r} holds no saved estimator (no {RECORD})")
+        hint = "; it is a run directory: use mlplab.load_run" if (path / "spec.json").is_file() \
+            else ""
+        raise SpecError(f"{str(path)!r} holds no saved estimator (no {RECORD}){hint}")
     model, record = read_model(path)
     if record.get("format") != FORMAT:
         raise SpecError(f"{str(path / RECORD)!r} is not an mlplab estimator file")
