@@ -245,3 +245,9 @@ def test_empty_yaml_reports_missing_data(tmp_path: Path):
     path.write_text("")
     with pytest.raises(SpecError, match=r"^data: required field is missing$"):
         load_spec(path)
+
+
+def test_batchnorm_with_single_row_batches_is_rejected_up_front():
+    with pytest.raises(SpecError, match=r"train.batch_size = 1 cannot train model.norm = 'batchnorm'"):
+        parse_spec(spec_with(model={"norm": "batchnorm"}, train={"batch_size": 1}))
+    assert parse_spec(spec_with(model={"norm": "layernorm"}, train={"batch_size": 1}))

@@ -151,6 +151,13 @@ class RunSpec(Section):
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
 
+    @model_validator(mode="after")
+    def _batchnorm_needs_batches(self) -> RunSpec:
+        if self.model.norm == "batchnorm" and self.train.batch_size < 2:
+            raise ValueError("train.batch_size = 1 cannot train model.norm = 'batchnorm' "
+                             "(it needs at least 2 rows per batch)")
+        return self
+
     def run_name(self) -> str:
         return self.name or self.data.source.replace(":", "-").replace("/", "-").rsplit(".", 1)[0]
 
