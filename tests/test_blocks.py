@@ -214,3 +214,15 @@ def test_frozen_lift_gets_no_gradient_and_is_saved():
     assert not torch.equal(fresh.lift.weight, weight)
     fresh.load_state_dict(backbone.state_dict())
     assert torch.equal(fresh.lift.weight, weight)
+
+
+def test_unknown_unit_options_are_spec_errors():
+    with pytest.raises(SpecError, match=r"model.unit_options: unit 'linear': got an unexpected "
+                                        r"keyword argument 'foo'"):
+        Backbone(4, width=8, depth=1, unit_options={"foo": 1})
+    schema = FeatureSchema(["a", "b"], [], [])
+    with pytest.raises(SpecError, match="model.unit_options"):
+        build_model(ModelSpec(width=8, depth=1, block="plain", unit_options={"bias": 1, "x": 2}),
+                    schema, d_out=2)
+    no_bias = Backbone(4, width=8, depth=1, unit_options={"bias": False})
+    assert no_bias.lift.bias is None and no_bias.blocks[0].fc1.bias is None

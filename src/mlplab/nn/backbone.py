@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor, nn
 
 from mlplab.errors import SpecError
-from mlplab.nn.blocks import unit_class
+from mlplab.nn.blocks import check_unit_options, unit_class
 from mlplab.nn.layers import make_norm
 from mlplab.nn.registry import BLOCKS
 from mlplab.nn.units import FrozenLinear
@@ -39,6 +39,7 @@ class Backbone(nn.Module):
     ) -> None:
         super().__init__()
         block_cls = BLOCKS.get(block, field="model.block")
+        check_unit_options(unit, unit_options or {})
         options = dict(ratio=ratio, unit=unit, activation=activation, norm=norm,
                        dropout=dropout, unit_options=unit_options)
         self.width = width

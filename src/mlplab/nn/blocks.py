@@ -8,10 +8,12 @@ block. `ratio` is hidden width / stream width; each block has its own default.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from torch import Tensor, nn
 
+from mlplab.errors import SpecError
 from mlplab.nn.layers import make_activation, make_norm
 from mlplab.nn.registry import UNITS, register_block
 
@@ -23,6 +25,15 @@ def hidden_width(d: int, ratio: float) -> int:
 
 def unit_class(unit: str | type[nn.Module]) -> type[nn.Module]:
     return UNITS.get(unit, field="model.unit") if isinstance(unit, str) else unit
+
+
+def check_unit_options(unit: str | type[nn.Module], options: dict[str, Any]) -> None:
+    """Raise `SpecError` unless the unit's `Unit(d_in, d_out, **options)` accepts `options`."""
+    try:
+        inspect.signature(unit_class(unit)).bind(1, 1, **options)
+    except TypeError as err:
+        name = repr(unit) if isinstance(unit, str) else unit.__name__
+        raise SpecError(f"model.unit_options: unit {name}: {err}") from None
 
 
 class Block(nn.Module):
