@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test lint slow clean
+.PHONY: demo test lint slow clean postgres
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -15,10 +15,19 @@ $(STAMP): $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The lab's showcase: 4 MLP families x 4 parameter budgets x 2 seeds (+ lr search per family);
+# re-running resumes (finished trials are skipped).
 demo: $(STAMP)
-	$(BIN)/mlplab train examples/digits.toml
+	$(BIN)/mlplab sweep examples/quickstart.toml --workers 2 --out runs/quickstart
+	$(BIN)/mlplab report runs/quickstart
 
-test: $(STAMP)
+# The distributed-store test starts a real PostgreSQL server: install the Debian package if missing.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y postgresql) || \
+	  echo "warning: cannot install PostgreSQL; tests/test_lab_postgres.py will be skipped"
+
+test: $(STAMP) postgres
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
 
