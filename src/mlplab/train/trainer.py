@@ -168,7 +168,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.spec.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.params, self.spec.grad_clip, foreach=True)
+                speed.clip_grad_norm(self.params, self.spec.grad_clip, self.optimizer)
             self.optimizer.step()
             total += value * len(idx)
             self.state.step += 1
