@@ -8,7 +8,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import copy  # noqa: E402
 import sys  # noqa: E402
-from collections.abc import Callable  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -16,6 +17,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import mlplab  # noqa: E402
+from mlplab.train.trainer import Trainer  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -60,6 +62,24 @@ def frozen_run(tmp_path_factory: pytest.TempPathFactory) -> mlplab.RunResult:
         "train": {"epochs": 3},
     })
     return mlplab.train(spec, out=out)
+
+
+@contextmanager
+def crash_after_checkpoint(epoch: int, error: type[BaseException]) -> Iterator[None]:
+    """Within the block, training raises `error` right after committing `epoch`'s checkpoint
+    (what a kill at that moment leaves on disk)."""
+    save = Trainer._save_checkpoint
+
+    def save_then_crash(self: Trainer, improved: bool) -> None:
+        save(self, improved)
+        if self.state.epoch == epoch:
+            raise error
+
+    Trainer._save_checkpoint = save_then_crash  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        Trainer._save_checkpoint = save  # type: ignore[method-assign]
 
 
 def mlplab_executable() -> str:

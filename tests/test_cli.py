@@ -9,12 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import mlplab_executable
+from conftest import crash_after_checkpoint, mlplab_executable
 
 from mlplab import cli
 from mlplab.nn import BLOCKS
 from mlplab.train import checkpoint as ckpt
-from mlplab.train.trainer import Trainer
 
 GOOD = """\
 seed = 0
@@ -189,19 +188,11 @@ def test_info_on_a_finished_run(frozen_run, capsys):
     assert data["spec"]["model"]["block"] == "hourglass"
 
 
-def test_info_on_an_unfinished_run(good: Path, tmp_path: Path, capsys, monkeypatch):
+def test_info_on_an_unfinished_run(good: Path, tmp_path: Path, capsys):
     out = tmp_path / "run"
-    save = Trainer._save_checkpoint
-
-    def save_then_stop(self, improved):
-        save(self, improved)
-        if self.state.epoch == 2:
-            raise KeyboardInterrupt
-
-    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_stop)
-    assert cli.run(["train", str(good), "--out", str(out), "--quiet"]) == 130
+    with crash_after_checkpoint(2, KeyboardInterrupt):  # Ctrl-C after two epochs
+        assert cli.run(["train", str(good), "--out", str(out), "--quiet"]) == 130
     assert capsys.readouterr().err.strip() == "interrupted"
-    monkeypatch.undo()
     assert ckpt.latest_checkpoint(out) is not None and not (out / "metrics.json").exists()
     assert cli.run(["info", str(out)]) == 0
     printed = flat(capsys.readouterr().out)

@@ -17,13 +17,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import mlplab_executable
+from conftest import crash_after_checkpoint, mlplab_executable
 
 import mlplab
 from mlplab import cli
 from mlplab.spec import load_spec
 from mlplab.train import checkpoint as ckpt
-from mlplab.train.trainer import Trainer
 
 EPOCHS = 15
 SPEC_TOML = f"""\
@@ -141,7 +140,7 @@ def test_resume_after_kill_before_first_checkpoint(spec_path: Path, tmp_path: Pa
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
-def test_resume_after_crash_in_process(tiny_spec, tmp_path: Path, monkeypatch, optimizer: str):
+def test_resume_after_crash_in_process(tiny_spec, tmp_path: Path, optimizer: str):
     spec = tiny_spec(data={"source": "sklearn:wine"},
                      model={"dropout": 0.2, "norm": "batchnorm", "width": 24},
                      train={"optimizer": optimizer, "epochs": 6, "monitor": "loss",
@@ -152,17 +151,8 @@ def test_resume_after_crash_in_process(tiny_spec, tmp_path: Path, monkeypatch, o
     class Crash(Exception):
         pass
 
-    save = Trainer._save_checkpoint
-
-    def save_then_crash(self, improved):
-        save(self, improved)
-        if self.state.epoch == 2:
-            raise Crash
-
-    monkeypatch.setattr(Trainer, "_save_checkpoint", save_then_crash)
-    with pytest.raises(Crash):
+    with crash_after_checkpoint(2, Crash), pytest.raises(Crash):
         mlplab.train(spec, out=tmp_path / "run")
-    monkeypatch.undo()
     assert checkpointed_epochs(tmp_path / "run") == 2
     torch.manual_seed(999)  # the resumed run must restore the RNG itself
     resumed = mlplab.resume(tmp_path / "run")
