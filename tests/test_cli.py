@@ -262,3 +262,14 @@ def test_python_dash_m_cli_help():
     proc = subprocess.run([sys.executable, "-m", "mlplab.cli", "datasets", "--help"],
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.startswith("usage: mlplab datasets")
+
+
+def test_progress_lines_unless_quiet(good: Path, tmp_path: Path, capsys):
+    # not a terminal: no live bar, one line per epoch on stderr; --quiet: nothing
+    assert cli.run(["train", str(good), "--out", str(tmp_path / "a")]) == 0
+    err = capsys.readouterr().err
+    assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == [
+        "1/3", "2/3", "3/3"]
+    assert "val accuracy" in err
+    assert cli.run(["train", str(good), "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""

@@ -361,3 +361,23 @@ def test_tabular_run_round_trips_its_preprocessing(tmp_path: Path):
     assert loaded.target.transform == "log"
     corr = np.corrcoef(log_price, np.log(frame["price"]))[0, 1]
     assert corr > 0.7, corr  # a real, learned fit
+
+
+@pytest.mark.parametrize("clip", [0.01, None])
+def test_gradient_clipping_bounds_the_step(clip: float | None):
+    """One full-batch SGD step (lr 1, no momentum or decay) moves the weights by exactly the
+    clipped gradient norm; without clipping, by the full gradient norm."""
+    data = toy_data()
+    model = toy_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    spec = TrainSpec(optimizer="sgd", lr=1.0, momentum=0.0, weight_decay=0.0, grad_clip=clip,
+                     epochs=1, batch_size=200, warmup_epochs=0, schedule="constant",
+                     patience=None)
+    probe = toy_model()  # same init: the gradient of that first step
+    Classification(2).loss(probe(data.train.x), data.train.y).backward()
+    grad_norm = torch.sqrt(sum((p.grad**2).sum() for p in probe.parameters())).item()
+    Trainer(model, Classification(2), data, spec, quiet=True).fit()
+    step = torch.sqrt(sum(((p.detach() - b) ** 2).sum()
+                          for p, b in zip(model.parameters(), before, strict=True))).item()
+    assert grad_norm > 0.05
+    assert step == pytest.approx(clip if clip is not None else grad_norm, rel=1e-3)
