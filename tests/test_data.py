@@ -204,6 +204,14 @@ def test_unknown_time_column(tmp_path: Path):
         dataset(src, target="label", split="time", time_column="when")
 
 
+def test_missing_time_values(tmp_path: Path):
+    frame = table()
+    frame["when"] = pd.date_range("2020-01-01", periods=len(frame)).astype(str)
+    frame.loc[3, "when"] = None
+    with pytest.raises(DataError, match="data.time_column 'when' has 1 missing values"):
+        dataset(write(frame, tmp_path / "t.csv"), target="label", split="time", time_column="when")
+
+
 def test_no_feature_left(tmp_path: Path):
     src = write(table()[["x1", "label"]], tmp_path / "t.csv")
     with pytest.raises(DataError, match="no feature columns"):

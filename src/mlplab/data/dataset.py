@@ -127,6 +127,10 @@ def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
     _check_columns(frame, [target], "data.target")
     if spec.time_column:
         _check_columns(frame, [spec.time_column], "data.time_column")
+        n_missing = int(frame[spec.time_column].isna().sum())
+        if n_missing:
+            raise DataError(f"data.time_column {spec.time_column!r} has {n_missing} missing "
+                            "values, so those rows cannot be ordered; drop them first")
     y = frame[target]
     bad = y.isna().to_numpy().copy()
     if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
