@@ -1,0 +1,134 @@
+"""Running sweeps: budgets are met, re-runs skip finished trials, failures are recorded and do
+not stop the sweep, concurrent workers never run a trial twice, and a worker killed with
+SIGKILL mid-trial loses nothing: its trial is reclaimed and finished exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+from lab_util import done_events, tiny_sweep, toml_text
+
+import mlplab
+from mlplab.lab.store import Store, is_expired
+from mlplab.lab.worker import claimable
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A finished in-process tiny sweep: 2 families x 3 budgets x 2 seeds."""
+    out = tmp_path_factory.mktemp("lab") / "tiny"
+    result = mlplab.sweep(tiny_sweep(), out=out, workers=0)
+    return out, result
+
+
+def test_every_trial_done_within_budget(finished):
+    out, result = finished
+    assert result.counts == {"done": 12} and result.finished
+    db = Store(out / "lab.sqlite")
+    rows = db.trials(1)
+    for row in rows:
+        assert abs(row["params"] - row["budget"]) <= 0.05 * row["budget"]
+        assert row["spec"]["model"]["block"] == row["family"]
+        assert (out / "trials").is_dir() and (os.path.isfile(os.path.join(row["run_dir"],
+                                                                           "metrics.json")))
+        assert row["metrics"]["test"]["accuracy"] > 0 and len(row["curves"]) == 2
+    assert done_events(out / "lab.sqlite") == {r["id"]: 1 for r in rows}
+
+
+def test_rerun_skips_finished_trials(finished):
+    out, _ = finished
+    before = len(Store(out / "lab.sqlite").events(1))
+    again = mlplab.sweep(tiny_sweep(), out=out, workers=2)  # no worker is even started
+    assert again.counts == {"done": 12}
+    assert len(Store(out / "lab.sqlite").events(1)) == before
+
+
+def test_changed_spec_under_the_same_name_is_refused(finished):
+    out, _ = finished
+    with pytest.raises(mlplab.SpecError, match="already holds a sweep 'tiny' with a different"):
+        mlplab.sweep(tiny_sweep(seeds=[0, 1, 2]), out=out, workers=0)
+
+
+def test_failures_are_recorded_and_do_not_stop_the_sweep(tmp_path):
+    # roc_auc is not a metric of 10-class digits: those two trials fail inside mlplab.train
+    spec = tiny_sweep(axes={"train.monitor": ["accuracy", "roc_auc"]}, budget={"params": [3e3]},
+                      seeds=[0])
+    result = mlplab.sweep(spec, out=tmp_path / "f", workers=0)
+    assert result.counts == {"done": 2, "failed": 2}
+    assert len(result.errors) == 2
+    assert all(e.startswith("SpecError: train.monitor: 'roc_auc'") for e in result.errors)
+    # --retry-failed runs them again (and they fail again, with the same error)
+    again = mlplab.sweep(spec, out=tmp_path / "f", workers=0, retry_failed=True)
+    assert again.counts == {"done": 2, "failed": 2}
+    failed = [e for e in Store(tmp_path / "f" / "lab.sqlite").events(1) if e["kind"] == "failed"]
+    assert len(failed) == 4
+
+
+def test_concurrent_sqlite_workers_run_each_trial_once(tmp_path):
+    out = tmp_path / "c"
+    result = mlplab.sweep(tiny_sweep(name="conc"), out=out, workers=2)
+    assert result.counts == {"done": 12} and result.workers == 2 and result.threads >= 1
+    rows = Store(out / "lab.sqlite").trials(1)
+    assert done_events(out / "lab.sqlite") == {r["id"]: 1 for r in rows}
+    assert all(r["attempts"] == 1 for r in rows)
+
+
+def test_expired_lease_is_claimable_and_blocked_finals_wait():
+    now = time.time()
+    base = {"kind": "run", "family": "a", "budget": 1.0, "seed": 0, "spec": {}, "host": "elsewhere",
+            "pid": 1, "worker": "w"}
+    rows = [
+        {**base, "id": 1, "status": "running", "lease_until": now - 1},  # expired
+        {**base, "id": 2, "status": "running", "lease_until": now + 60},  # alive elsewhere
+        {**base, "id": 3, "status": "done", "lease_until": None},
+        {**base, "id": 4, "status": "pending", "lease_until": None, "kind": "search"},
+        {**base, "id": 5, "status": "pending", "lease_until": None, "spec": None},  # waits for 4
+    ]
+    assert is_expired(rows[0], now) and not is_expired(rows[1], now)
+    assert [r["id"] for r in claimable(rows, now)] == [4, 1]
+    rows[3]["status"] = "done"
+    assert [r["id"] for r in claimable(rows, now)] == [1, 5]
+
+
+def test_sigkill_mid_trial_reclaims_and_finishes_exactly_once(tmp_path):
+    spec = tiny_sweep(name="kill", data={"source": "sklearn:digits", "max_rows": None},
+                      train={"epochs": 40, "batch_size": 32}, budget={"params": [2e4]},
+                      execution={"lease_seconds": 30})
+    path = tmp_path / "kill.toml"
+    path.write_text(toml_text(spec))
+    out = tmp_path / "k"
+    proc = subprocess.Popen([sys.executable, "-m", "mlplab.cli", "sweep", str(path), "--workers",
+                             "2", "--out", str(out), "--quiet"], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    db = out / "lab.sqlite"
+    victim = None
+    deadline = time.time() + 120
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+        if not db.exists():
+            continue
+        try:
+            with sqlite3.connect(db, timeout=10) as conn:
+                rows = conn.execute("SELECT id, pid FROM lab_trials WHERE status = 'running' "
+                                    "AND started_at < ?", (time.time() - 0.5,)).fetchall()
+        except sqlite3.OperationalError:  # tables not created yet
+            continue
+        if rows:
+            victim = rows[0]
+            os.kill(victim[1], signal.SIGKILL)
+    output, _ = proc.communicate(timeout=240)
+    assert victim is not None, output
+    assert proc.returncode == 0, output
+    store = Store(db)
+    rows = {r["id"]: r for r in store.trials(1)}
+    assert all(r["status"] == "done" for r in rows.values())
+    assert rows[victim[0]]["attempts"] == 2 and rows[victim[0]]["pid"] != victim[1]
+    kinds = [e["kind"] for e in store.events(1) if e["trial_id"] == victim[0]]
+    assert kinds == ["claimed", "reclaimed", "done"]
+    assert done_events(db) == {i: 1 for i in rows}
