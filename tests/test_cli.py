@@ -146,6 +146,12 @@ def test_train_writes_a_run_and_prints_metrics(good: Path, tmp_path: Path, capsy
     assert "already holds a run" in one_error_line(capsys.readouterr().err)
 
 
+def test_train_out_is_a_file(good: Path, tmp_path: Path, capsys):
+    (tmp_path / "taken").write_text("x")
+    assert cli.run(["train", str(good), "--out", str(tmp_path / "taken"), "--quiet"]) == 2
+    assert "is a file" in one_error_line(capsys.readouterr().err)
+
+
 def test_train_argument_errors(good: Path, tmp_path: Path, capsys):
     assert cli.run(["train"]) == 2
     assert "needs a spec file" in one_error_line(capsys.readouterr().err)

@@ -93,6 +93,8 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     """
     spec = parse_spec(spec)
     run_dir = Path(out) if out is not None else None
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
+        raise SpecError(f"run directory {str(run_dir)!r} is a file; choose another --out")
     if run_dir is not None and not resume and (run_dir / "spec.json").exists():
         raise SpecError(f"run directory {str(run_dir)!r} already holds a run; "
                         "use --resume to continue it or choose another --out")
