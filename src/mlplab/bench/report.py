@@ -14,10 +14,10 @@ def _table(header: list[str], rows: list[list[Any]]) -> str:
     return "\n".join(lines)
 
 
-def _rate(rows: list[dict], width: int, batch: int, name: str) -> float | None:
+def _rate(rows: list[dict], width: int, batch: int, name: str, key: str) -> float | None:
     for r in rows:
         if (r["width"], r["batch"], r["contender"]) == (width, batch, name):
-            return r["samples_per_s"]
+            return r[key]
     return None
 
 
@@ -25,22 +25,25 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "—"
 
 
-def throughput_table(rows: list[dict], peak_fp32: float) -> str:
+def throughput_table(rows: list[dict], peak_fp32: float, key: str = "samples_per_s") -> str:
+    """One line per (width, batch); `key` = "samples_per_s" (wall) or "samples_per_cpu_s"."""
     names = ["mlplab fp32", "mlplab bf16", "torch loop", "sklearn", "skorch"]
     keys = sorted({(r["width"], r["batch"]) for r in rows})
     body = []
+    unit = "samples/s" if key == "samples_per_s" else "samples/CPU-s"
     for w, b in keys:
-        rates = {n: _rate(rows, w, b, n) for n in names}
-        gf = next(r["gflops"] for r in rows
-                  if (r["width"], r["batch"], r["contender"]) == (w, b, "mlplab fp32"))
+        rates = {n: _rate(rows, w, b, n, key) for n in names}
+        fps = next(r["gflops"] / r["samples_per_s"] for r in rows
+                   if (r["width"], r["batch"], r["contender"]) == (w, b, "mlplab fp32"))
+        gf = fps * (rates["mlplab fp32"] or 0.0)
         body.append([w, b] + [f"{rates[n]:,.0f}" if rates[n] else "—" for n in names]
                     + [f"{gf:.0f}", f"{gf / peak_fp32:.0%}",
                        ratio(rates["mlplab bf16"], rates["mlplab fp32"]),
                        ratio(rates["mlplab fp32"], rates["torch loop"]),
                        ratio(rates["mlplab fp32"], rates["sklearn"]),
                        ratio(rates["mlplab fp32"], rates["skorch"])])
-    header = ["width", "batch"] + [f"{n} (samples/s)" for n in names] + [
-        "mlplab fp32 GFLOP/s", "÷ fp32 peak", "bf16 ÷ fp32", "÷ torch loop", "÷ sklearn",
+    header = ["width", "batch"] + [f"{n} ({unit})" for n in names] + [
+        "mlplab fp32 GFLOP/" + unit.split("/")[1], "÷ fp32 peak", "bf16 ÷ fp32", "÷ torch loop", "÷ sklearn",
         "÷ skorch"]
     return _table(header, body)
 
@@ -48,7 +51,7 @@ def throughput_table(rows: list[dict], peak_fp32: float) -> str:
 def render(results: dict[str, Any]) -> str:
     """The whole section as markdown."""
     env, peaks = results["env"], results["peaks"]
-    peak_fp32 = results["peak_fp32"]
+    peak_fp32, peak_cpu = results["peak_fp32"], results["peak_fp32_cpu"]
     parts = [SECTION, "",
              f"Command: `{env['command']}` — {env['date']}, torch {env['torch']}, "
              f"{env['threads']} threads, {env['cpu']}.",
@@ -59,13 +62,14 @@ def render(results: dict[str, Any]) -> str:
                 if max(env["load_before"], env["load_after"]) > 0.5 else "."),
              f"Total benchmark time: {env['seconds']:.0f} s.", "",
              "### Matmul peak (2048 x 2048 x 2048)", "",
-             _table(["route", "GFLOP/s", "rel. error vs float64", "fp32-accurate"],
-                    [[p["route"], f"{p['gflops']:.0f}",
+             _table(["route", "GFLOP/s", "GFLOP/CPU-s", "rel. error vs float64",
+                     "fp32-accurate"],
+                    [[p["route"], f"{p['gflops']:.0f}", f"{p['gflops_per_cpu_s']:.0f}",
                       f"{p['rel_error']:.1e}" if p["rel_error"] is not None else "—",
                       "yes" if p["fp32_accurate"] else "no"] for p in peaks]),
              "",
              f"The fp32 peak used below is the best fp32-accurate route: **{peak_fp32:.0f} "
-             "GFLOP/s**. mlplab's trainer uses the oneDNN route by default "
+             f"GFLOP/s** ({peak_cpu:.0f} GFLOP per CPU-second). mlplab's trainer uses the oneDNN route by default "
              "(`train.fp32_matmul = \"fast\"`, checked to be exact on the CPU at hand).", "",
              "### Training samples/s (residual MLP, depth 4, ratio 4, 128 inputs, 10 classes)",
              "",
@@ -74,12 +78,20 @@ def render(results: dict[str, Any]) -> str:
              "with the same matmul shapes (hidden sizes w, 4w, w, …; no skips/norms; float32); "
              "`skorch` = `NeuralNetClassifier` on the same module. GFLOP/s = forward FLOPs "
              "from `mlplab.count` x 3.", "",
-             throughput_table(results["training"], peak_fp32), ""]
+             throughput_table(results["training"], peak_fp32), "",
+             "The same runs measured in process CPU time (samples per CPU-second; what other "
+             "jobs on a shared machine distort least — with idle cores, wall time is the "
+             "figure that counts):", "",
+             throughput_table(results["training"], peak_cpu, key="samples_per_cpu_s"), ""]
     if results.get("ablation"):
+        ref = results["ablation"][0]
         parts += ["### What each trainer change buys (same model and data)", "",
-                  _table(["variant", "samples/s", "GFLOP/s", "vs reference"],
+                  _table(["variant", "samples/s", "GFLOP/s", "vs reference", "samples/CPU-s",
+                          "vs reference (CPU)"],
                          [[a["variant"], f"{a['samples_per_s']:,.0f}", f"{a['gflops']:.0f}",
-                           f"{a['samples_per_s'] / results['ablation'][0]['samples_per_s']:.2f}x"]
+                           f"{a['samples_per_s'] / ref['samples_per_s']:.2f}x",
+                           f"{a['samples_per_cpu_s']:,.0f}",
+                           f"{a['samples_per_cpu_s'] / ref['samples_per_cpu_s']:.2f}x"]
                           for a in results["ablation"]]), ""]
     if results.get("profile"):
         for title, prof in results["profile"].items():

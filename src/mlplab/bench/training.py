@@ -3,8 +3,9 @@
 Contenders: mlplab's `Trainer` (fp32 and bf16), a plain idiomatic PyTorch loop
 (`DataLoader(TensorDataset, shuffle=True)` + default `AdamW`) on the same module, scikit-learn's
 `MLPClassifier` with the same matmul shapes, and skorch's `NeuralNetClassifier` on the same
-module. Every contender runs one warm-up epoch, then `repeats` timed epochs; the fastest timed
-epoch counts (the machine may be shared). FLOPs come from `mlplab.count` (forward x 3).
+module. Every contender warms up (mlplab: one epoch; the others: a batch or two), then the
+contenders take turns at `repeats` timed epochs, so a busy spell on a shared machine hits all of
+them; each one's fastest epoch counts. FLOPs come from `mlplab.count` (forward x 3).
 """
 
 from __future__ import annotations
@@ -72,65 +73,69 @@ def plain_flops_per_sample(width: int, depth: int = DEPTH, d_in: int = D_IN) -> 
     return count(nn.Sequential(*layers[:-1]), torch.zeros(4, d_in))["flops_per_sample"]
 
 
-def _best_epoch(run_epoch: Callable[[], None], repeats: int) -> float:
-    run_epoch()  # warm-up
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run_epoch()
-        best = min(best, time.perf_counter() - start)
-    return best
+class Contender:
+    """One way of training: `warm_up()` once, then `epoch()` trains one epoch (timed)."""
+
+    def __init__(self, epoch: Callable[[], None], warm_up: Callable[[], None] | None = None):
+        self.epoch, self.warm_up = epoch, warm_up or epoch
 
 
-def time_mlplab(width: int, x: Tensor, y: Tensor, batch: int, repeats: int, *,
-                precision: str = "fp32", fp32_matmul: str = "fast",
-                optimizer_override: Callable[[nn.Module], torch.optim.Optimizer] | None = None
-                ) -> float:
-    """Seconds per epoch of `Trainer.fit` (its own per-epoch train timer; eval excluded)."""
-    data = as_dataset(x, y)
+def mlplab_contender(width: int, x: Tensor, y: Tensor, batch: int, *, precision: str = "fp32",
+                     fp32_matmul: str = "fast",
+                     optimizer_override: Callable[[nn.Module], torch.optim.Optimizer] | None = None,
+                     compile_model: bool = False) -> Contender:
+    """mlplab's `Trainer`; an epoch is `Trainer._train_epoch`, the body of `Trainer.fit`'s loop
+    (the per-epoch validation that `fit` adds is not timed, as in `Trainer.timings`)."""
     model = residual_mlp(width)
-    spec = TrainSpec(lr=LR, batch_size=batch, epochs=1 + repeats, patience=None,
-                     warmup_epochs=0.0, precision=precision, fp32_matmul=fp32_matmul)
-    trainer = Trainer(model, Classification(N_CLASSES), data, spec, quiet=True)
+    if compile_model:  # compiled during the warm-up epoch
+        model = torch.compile(model)  # type: ignore[assignment]
+    spec = TrainSpec(lr=LR, batch_size=batch, epochs=100, patience=None, warmup_epochs=0.0,
+                     precision=precision, fp32_matmul=fp32_matmul)
+    trainer = Trainer(model, Classification(N_CLASSES), as_dataset(x, y), spec, quiet=True)
     if optimizer_override is not None:
         trainer.optimizer = optimizer_override(model)
-    trainer.fit()
-    return min(c["seconds"] for c in trainer.state.curves[1:])
+    return Contender(trainer._train_epoch)
 
 
-def time_torch_loop(width: int, x: Tensor, y: Tensor, batch: int, repeats: int) -> float:
-    """Seconds per epoch of the idiomatic loop: DataLoader(shuffle=True) + eager AdamW."""
+def torch_loop_contender(width: int, x: Tensor, y: Tensor, batch: int) -> Contender:
+    """The idiomatic loop: DataLoader(TensorDataset, shuffle=True) + default eager AdamW."""
     model = residual_mlp(width)
     loader = DataLoader(TensorDataset(x[:-256], y[:-256]), batch_size=batch, shuffle=True)
     opt = torch.optim.AdamW(model.parameters(), lr=LR)
     loss_fn = nn.CrossEntropyLoss()
 
-    def epoch() -> None:
+    def epoch(steps: int | None = None) -> None:
         model.train()
-        for xb, yb in loader:
+        for i, (xb, yb) in enumerate(loader):
+            if i == steps:
+                break
             opt.zero_grad()
             loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
 
-    return _best_epoch(epoch, repeats)
+    return Contender(epoch, lambda: epoch(2))
 
 
-def time_sklearn(width: int, x: Tensor, y: Tensor, batch: int, repeats: int) -> float:
-    """Seconds per epoch of `MLPClassifier.partial_fit` (adam, same matmul shapes, float32)."""
+def sklearn_contender(width: int, x: Tensor, y: Tensor, batch: int) -> Contender:
+    """`MLPClassifier.partial_fit` epochs (adam, the same matmul shapes, float32)."""
     from sklearn.neural_network import MLPClassifier
 
     xs, ys = x[:-256].numpy(), y[:-256].numpy()
     clf = MLPClassifier(sklearn_hidden(width), solver="adam", batch_size=batch,
                         learning_rate_init=LR, shuffle=True, random_state=0)
     classes = np.arange(N_CLASSES)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _best_epoch(lambda: clf.partial_fit(xs, ys, classes=classes), repeats)
+
+    def fit(n: int) -> None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            clf.partial_fit(xs[:n], ys[:n], classes=classes)
+
+    return Contender(lambda: fit(len(xs)), lambda: fit(batch))
 
 
-def time_skorch(width: int, x: Tensor, y: Tensor, batch: int, repeats: int) -> float:
-    """Seconds per epoch of skorch's `NeuralNetClassifier.partial_fit` on the same module."""
+def skorch_contender(width: int, x: Tensor, y: Tensor, batch: int) -> Contender:
+    """skorch's `NeuralNetClassifier.partial_fit` epochs on the same module."""
     from skorch import NeuralNetClassifier
 
     net = NeuralNetClassifier(residual_mlp(width), criterion=nn.CrossEntropyLoss,
@@ -139,19 +144,37 @@ def time_skorch(width: int, x: Tensor, y: Tensor, batch: int, repeats: int) -> f
                               verbose=0)
     xs, ys = x[:-256].numpy(), y[:-256].numpy()
     net.initialize()
-    return _best_epoch(lambda: net.partial_fit(xs, ys), repeats)
+    return Contender(lambda: net.partial_fit(xs, ys),
+                     lambda: net.partial_fit(xs[: 2 * batch], ys[: 2 * batch]))
 
 
-CONTENDERS: dict[str, Callable[..., float]] = {
-    "mlplab fp32": time_mlplab,
-    "mlplab bf16": lambda *a: time_mlplab(*a, precision="bf16"),
-    "torch loop": time_torch_loop,
-    "sklearn": time_sklearn,
-    "skorch": time_skorch,
+CONTENDERS: dict[str, Callable[..., Contender]] = {
+    "mlplab fp32": mlplab_contender,
+    "mlplab bf16": lambda *a: mlplab_contender(*a, precision="bf16"),
+    "torch loop": torch_loop_contender,
+    "sklearn": sklearn_contender,
+    "skorch": skorch_contender,
 }
 
 
-def steps_for(flops_per_step: float, budget: float, lo: int = 3, hi: int = 40) -> int:
+def best_epochs(contenders: dict[str, Contender], repeats: int
+                ) -> dict[str, tuple[float, float]]:
+    """Warm every contender up, then time `repeats` rounds of one epoch each, interleaved
+    (so a busy spell on a shared machine hits all of them). Returns each one's fastest
+    `(wall seconds, process CPU seconds)`; CPU time is what a contended machine distorts least."""
+    for c in contenders.values():
+        c.warm_up()
+    best = {name: (float("inf"), float("inf")) for name in contenders}
+    for _ in range(repeats):
+        for name, c in contenders.items():
+            wall, cpu = time.perf_counter(), time.process_time()
+            c.epoch()
+            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            best[name] = (min(best[name][0], wall), min(best[name][1], cpu))
+    return best
+
+
+def steps_for(flops_per_step: float, budget: float, lo: int = 2, hi: int = 40) -> int:
     """Steps per epoch so one epoch costs about `budget` FLOPs."""
     return int(min(hi, max(lo, round(budget / flops_per_step))))
 
@@ -165,12 +188,14 @@ def measure_grid(grid: list[tuple[int, int, list[str]]], *, budget: float, repea
         plain_fps = plain_flops_per_sample(width)
         steps = steps_for(3 * fps * batch, budget)
         x, y = synthetic(steps * batch + 256)
+        seconds = best_epochs({n: CONTENDERS[n](width, x, y, batch) for n in names}, repeats)
         for name in names:
-            seconds = CONTENDERS[name](width, x, y, batch, repeats)
-            rate = steps * batch / seconds
+            wall, cpu = seconds[name]
+            rate = steps * batch / wall
             flops = plain_fps if name == "sklearn" else fps
             row = {"width": width, "batch": batch, "contender": name, "steps": steps,
-                   "samples_per_s": rate, "gflops": 3 * flops * rate / 1e9}
+                   "samples_per_s": rate, "samples_per_cpu_s": steps * batch / cpu,
+                   "gflops": 3 * flops * rate / 1e9}
             rows.append(row)
             log(f"  width {width:5d} batch {batch:5d} {name:12s} {rate:10.0f} samples/s "
                 f"{row['gflops']:7.1f} GFLOP/s")

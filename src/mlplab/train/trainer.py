@@ -148,7 +148,8 @@ class Trainer:
     def _train_steps(self) -> float:
         train: Split = self.data.train
         perm = torch.randperm(len(train), generator=self.generator)
-        self.model.train()
+        if not self.model.training:  # a full-tree walk; evaluate() restores train mode
+            self.model.train()
         total = 0.0
         for start in batch_starts(len(train), self.batch_size):
             idx = perm[start: start + self.batch_size]
