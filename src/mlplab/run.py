@@ -60,8 +60,13 @@ def seed_everything(seed: int) -> None:
 
 
 def default_run_dir(spec: RunSpec, root: str | Path = "runs") -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path(root) / f"{spec.run_name()}-{stamp}"
+    """`runs/<name>-<timestamp>`, with a `-2`, `-3`, ... suffix if that directory exists."""
+    base = Path(root) / f"{spec.run_name()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
 
 
 def _prepare(spec: RunSpec) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:

@@ -9,6 +9,7 @@ either a whole checkpoint or none. Nothing here unpickles.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -37,8 +38,20 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         raise
 
 
+def _finite_or_none(obj: Any) -> Any:
+    """Strict JSON has no NaN/Infinity: non-finite floats become null."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite_or_none(v) for v in obj]
+    return obj
+
+
 def json_bytes(obj: Any) -> bytes:
-    return (json.dumps(obj, indent=2, default=str) + "\n").encode()
+    text = json.dumps(_finite_or_none(obj), indent=2, default=str, allow_nan=False)
+    return (text + "\n").encode()
 
 
 def write_json(path: str | Path, obj: Any) -> None:
