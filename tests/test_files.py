@@ -2,6 +2,7 @@
 
 import json
 import math
+from datetime import datetime
 
 from mlplab.run import default_run_dir
 from mlplab.spec import parse_spec
@@ -17,10 +18,16 @@ def test_json_files_are_strict_json(tmp_path):
     assert read_json(path)["curve"] == [1.0, None]
 
 
-def test_default_run_dir_never_reuses_an_existing_directory(tmp_path):
+def test_default_run_dir_never_reuses_an_existing_directory(tmp_path, monkeypatch):
+    class FrozenClock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 11, 22, 9, 30, 0)
+
+    monkeypatch.setattr("mlplab.run.datetime", FrozenClock)
     spec = parse_spec({"name": "x", "data": {"source": "sklearn:iris"}})
     first = default_run_dir(spec, tmp_path)
+    assert first.name == "x-20261122-093000"
     first.mkdir()
     second = default_run_dir(spec, tmp_path)
-    assert second != first and not second.exists()
-    assert second.name.startswith(first.name)
+    assert second.name == "x-20261122-093000-2" and not second.exists()
