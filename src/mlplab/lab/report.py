@@ -49,8 +49,9 @@ def pareto_rows(res: SweepResults, table: pd.DataFrame | None = None) -> Rows:
     `*` = on the frontier over all families.
     """
     table = summary(res) if table is None else table
+    with_loss = res.loss != res.metric
     head = ["family", "budget", "params", "FLOPs/sample", "train s", res.metric,
-            res.loss, "seeds", "frontier"]
+            *([res.loss] if with_loss else []), "seeds", "frontier"]
     rows = []
     for r in table.itertuples():
         marks = "".join(m + ("*" if getattr(r, f"global_{c}") else "")
@@ -58,7 +59,7 @@ def pareto_rows(res: SweepResults, table: pd.DataFrame | None = None) -> Rows:
                         if getattr(r, f"front_{c}"))
         rows.append([str(r.family), _num(r.budget), _num(round(r.params)), _num(round(r.flops)),
                      f"{r.train_seconds:.2f}", _pm(r.quality, r.quality_std),
-                     _pm(r.loss, r.loss_std), str(r.seeds), marks])
+                     *([_pm(r.loss, r.loss_std)] if with_loss else []), str(r.seeds), marks])
     return head, rows
 
 
@@ -66,13 +67,13 @@ def win_rows(res: SweepResults) -> Rows:
     wins = win_table(res)
     if wins.empty:
         return [], []
-    families = [c for c in wins.columns if c not in ("budget", "winner", "margin")
+    families = [c for c in wins.columns if c not in ("budget", "winner", "margin", "seed wins")
                 and not c.endswith(" std")]
-    head = ["budget", *families, "winner", "margin"]
+    head = ["budget", *families, "winner", "margin", "seed wins"]
     rows = [[_num(r["budget"]), *(_pm(r[f], r[f"{f} std"]) for f in families), str(r["winner"]),
-             _num(r["margin"])] for _, r in wins.iterrows()]
+             _num(r["margin"]), str(r["seed wins"])] for _, r in wins.iterrows()]
     counts = wins["winner"].value_counts()
-    rows.append(["wins", *(str(int(counts.get(f, 0))) for f in families), "", ""])
+    rows.append(["wins", *(str(int(counts.get(f, 0))) for f in families), "", "", ""])
     return head, rows
 
 
@@ -107,7 +108,7 @@ def findings(res: SweepResults) -> list[str]:
             note = " (margin within one seed std)" if not math.isnan(spread) and \
                 r["margin"] <= spread else ""
             out.append(f"Budget {_num(r['budget'])}: {r['winner']} {_num(r[r['winner']])}, "
-                       f"ahead by {_num(r['margin'])}{note}.")
+                       f"ahead by {_num(r['margin'])}{note}; best on {r['seed wins']} seeds.")
     table = summary(res)
     if not table.empty:
         front = table[table["global_params"]]

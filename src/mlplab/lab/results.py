@@ -129,12 +129,16 @@ def win_table(res: SweepResults) -> pd.DataFrame:
     """Budgets x families: `mean ± std` quality over seeds, the best family per budget.
 
     Columns: `budget`, one per family (mean), `<family> std`, `winner`, `margin` (best minus
-    runner-up, in the metric's units).
+    runner-up, in the metric's units), `seed wins` (on how many seeds the winner is also the
+    best family: a paired view, since every family sees the same split for a given seed).
     """
     table = summary(res)
     if table.empty or table["budget"].isna().all():
         return pd.DataFrame()
     hib = res.higher(res.metric)
+    runs = res.runs
+    per_seed = runs.pivot_table(index=["budget", "seed"], columns="family", values="quality")
+    best_per_seed = per_seed.idxmax(axis=1) if hib else per_seed.idxmin(axis=1)
     families = list(dict.fromkeys(table["family"]))
     rows = []
     for budget, part in table.groupby("budget", sort=True):
@@ -147,6 +151,8 @@ def win_table(res: SweepResults) -> pd.DataFrame:
         ranked = values.sort_values(ascending=not hib)
         row["winner"] = ranked.index[0] if len(ranked) else ""
         row["margin"] = abs(ranked.iloc[0] - ranked.iloc[1]) if len(ranked) > 1 else np.nan
+        seeds = best_per_seed.loc[budget] if budget in best_per_seed.index else pd.Series()
+        row["seed wins"] = f"{int((seeds == row['winner']).sum())}/{len(seeds)}"
         rows.append(row)
     return pd.DataFrame(rows)
 
