@@ -87,6 +87,30 @@ def ablation(width: int, batch: int, *, budget: float, repeats: int,
     return rows
 
 
+def notes(results: dict[str, Any]) -> list[str]:
+    """What the numbers imply, computed from them (Amdahl bound from the profile, etc.)."""
+    out = []
+    for title, prof in results.get("profile", {}).items():
+        if "fp32" in title:
+            share = next((p["share"] for p in prof if p["category"].startswith("matmul")), 0.0)
+            if share:
+                out.append(
+                    f"{title}: matmuls are {share:.0%} of the step, so removing *everything "
+                    f"else* could speed it up by at most {1 / share:.2f}x; the plain PyTorch "
+                    "loop runs the same matmuls, so beyond that bound mlplab can only win "
+                    "through faster matmuls (the oneDNN route, which pays off with both cores "
+                    "free, or bf16).")
+    abl = {a["variant"].split(" (width")[0]: a for a in results.get("ablation", [])}
+    comp = next((a for k, a in abl.items() if "torch.compile" in k), None)
+    base = next((a for k, a in abl.items() if k.startswith("+ fused")), None)
+    if comp and base:
+        out.append(f"torch.compile(model) vs eager mlplab fp32: "
+                   f"{comp['samples_per_s'] / base['samples_per_s']:.2f}x wall, "
+                   f"{comp['samples_per_cpu_s'] / base['samples_per_cpu_s']:.2f}x per CPU-second "
+                   "(plus seconds of compile time per run); not used by the trainer.")
+    return out
+
+
 def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.md",
                   threads: int | None = None, command: str = "mlplab bench",
                   log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -125,6 +149,7 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
         log=log)
     log("estimator overhead")
     results["overhead"] = overhead.measure_overhead(repeats=1 if quick else 3, log=log)
+    results["notes"] = notes(results)
     results["env"] = {
         "command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": _cpu_name(),
