@@ -132,3 +132,26 @@ def test_sigkill_mid_trial_reclaims_and_finishes_exactly_once(tmp_path):
     kinds = [e["kind"] for e in store.events(1) if e["trial_id"] == victim[0]]
     assert kinds == ["claimed", "reclaimed", "done"]
     assert done_events(db) == {i: 1 for i in rows}
+
+
+def test_impossible_budget_fails_before_anything_is_written(tmp_path):
+    budget = {"params": [3e3, 1e6], "max_width": 64}
+    with pytest.raises(mlplab.SpecError, match=r"budget.params = 1e\+06 for family 'standard' "
+                                               r"is impossible: even width 64"):
+        mlplab.sweep(tiny_sweep(budget=budget), out=tmp_path / "x", workers=0)
+    assert not (tmp_path / "x").exists()
+
+
+def test_depth_search_resolves_width_per_trial(tmp_path):
+    # depth is searched; every trial's width is solved again so the budget still holds
+    spec = tiny_sweep(name="depth", axes={"model.block": ["swiglu"]}, budget={"params": [1e4]},
+                      seeds=[0], search={"n_trials": 3, "space": {
+                          "model.depth": {"low": 1, "high": 3, "int": True}}})
+    result = mlplab.sweep(spec, out=tmp_path / "d", workers=0)
+    assert result.counts == {"done": 4}
+    rows = Store(tmp_path / "d" / "lab.sqlite").trials(1)
+    for row in rows:
+        assert 1 <= row["spec"]["model"]["depth"] <= 3
+        assert abs(row["params"] - 1e4) <= 0.05 * 1e4
+    widths = {r["spec"]["model"]["depth"]: r["spec"]["model"]["width"] for r in rows}
+    assert all(widths[a] > widths[b] for a in widths for b in widths if a < b)

@@ -12,6 +12,7 @@ import pytest
 from conftest import REPO
 
 import mlplab
+from mlplab.lab.spec import load_sweep
 from mlplab.spec import load_spec
 
 README = REPO / "README.md"
@@ -52,7 +53,10 @@ def test_example_specs_named_in_the_readme_exist_and_validate():
     names = set(re.findall(r"examples/[\w.-]+\.toml", README.read_text()))
     assert {"examples/digits.toml", "examples/diamonds.toml"} <= names
     for name in sorted(names):
-        spec = load_spec(REPO / name)
+        if "[axes]" in (REPO / name).read_text():  # a sweep file, for `mlplab sweep`
+            spec = load_sweep(REPO / name)
+        else:
+            spec = load_spec(REPO / name)
         assert spec.name == Path(name).stem
 
 

@@ -88,11 +88,16 @@ def plan_rows(spec: SweepSpec, meter: ModelMeter) -> list[dict[str, Any]]:
     return rows
 
 
-def prepare(store: Store, spec: SweepSpec) -> int:
-    """Register the sweep and its trials in the store (idempotent); returns the sweep id."""
+def plan(spec: SweepSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """`(info, trial rows)`: checks every budget and metric; writes nothing."""
     meter = ModelMeter(spec.base)
-    info = sweep_info(spec, meter)
-    rows = plan_rows(spec, meter)
+    return sweep_info(spec, meter), plan_rows(spec, meter)
+
+
+def prepare(store: Store, spec: SweepSpec,
+            planned: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> int:
+    """Register the sweep and its trials in the store (idempotent); returns the sweep id."""
+    info, rows = planned if planned is not None else plan(spec)
     sweep_id = store.ensure_sweep(spec.name, spec.model_dump(mode="json"), info)
     if spec.search is not None:
         direction = "maximize" if info["higher_is_better"][info["monitor"]] else "minimize"

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from mlplab.errors import SpecError
-from mlplab.lab.plan import prepare
+from mlplab.lab.plan import plan, prepare
 from mlplab.lab.spec import SweepSpec, load_sweep, parse_sweep
 from mlplab.lab.store import STORE_FILE, Store
 from mlplab.lab.worker import Worker, worker_main
@@ -127,10 +127,11 @@ def sweep(spec: SweepSpec | dict[str, Any] | str | Path, *, out: str | Path | No
         raise SpecError(f"--workers: expected 0 or more, got {workers}")
     sweep_spec = as_sweep_spec(spec, overrides)
     out_dir = Path(out) if out is not None else Path("runs") / sweep_spec.name
-    db = Store(store or default_store(out_dir))
     t0 = time.time()
+    planned = plan(sweep_spec)  # every budget is checked before anything is written
+    db = Store(store or default_store(out_dir))
     try:
-        sweep_id = prepare(db, sweep_spec)
+        sweep_id = prepare(db, sweep_spec, planned)
         if retry_failed:
             db.requeue_failed(sweep_id)
         n = max(workers, 1)

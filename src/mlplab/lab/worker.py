@@ -114,7 +114,7 @@ class Worker:
         meter = self.meter(row["seed"])
         if row["kind"] == "search":
             number, values = search.ask(self.store.url, self._study(row), self.spec.search,
-                                        f"{row['key']}#{time.time_ns()}")
+                                        row["key"])
             row["optuna_trial"] = number
         else:
             values = search.best_params(self.store.url, self._study(row))
