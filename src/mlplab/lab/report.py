@@ -33,6 +33,8 @@ Rows = tuple[list[str], list[list[str]]]
 def _num(v: Any, digits: int = 4) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return ""
+    if isinstance(v, float) and abs(v) < 1e-9:
+        return "0"
     if isinstance(v, (int, np.integer)) or (isinstance(v, float) and v.is_integer() and abs(v) >= 100):
         return f"{int(v):,}"
     return f"{v:.{digits}g}" if abs(v) >= 1e4 or abs(v) < 1e-3 else f"{v:.{digits}f}"
