@@ -19,4 +19,5 @@ if __name__ == "__main__":
     command = "OMP_WAIT_POLICY=PASSIVE python benchmarks/train_throughput.py" + (
         " --quick" if args.quick else "") + (f" --threads {args.threads}" if args.threads else "")
     run_benchmark(quick=args.quick, threads=args.threads, command=command,
-                  out=Path(__file__).resolve().parents[1] / "BENCHMARKS.md")
+                  out=Path(__file__).resolve().parents[1] / "BENCHMARKS.md",
+                  json_out=Path(__file__).resolve().with_suffix(".json"))

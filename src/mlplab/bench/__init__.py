@@ -4,6 +4,7 @@ written to the `## Training throughput` section of BENCHMARKS.md."""
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
@@ -100,6 +101,15 @@ def notes(results: dict[str, Any]) -> list[str]:
                     "loop runs the same matmuls, so beyond that bound mlplab can only win "
                     "through faster matmuls (the oneDNN route, which pays off with both cores "
                     "free, or bf16).")
+    peak = results.get("peak_fp32")
+    for r in results.get("training", []):
+        if r["width"] >= 1024 and r["batch"] == 1024 and r["contender"] in (
+                "torch loop", "sklearn") and peak:
+            frac = r["gflops"] / peak
+            out.append(
+                f"{r['contender']} at width {r['width']}, batch {r['batch']} already reaches "
+                f"{frac:.0%} of the fp32 matmul peak, so no fp32 trainer can be more than "
+                f"{1 / frac:.2f}x faster than it on this machine (a trainer at 100% of peak).")
     abl = {a["variant"].split(" (width")[0]: a for a in results.get("ablation", [])}
     comp = next((a for k, a in abl.items() if "torch.compile" in k), None)
     base = next((a for k, a in abl.items() if k.startswith("+ fused")), None)
@@ -113,6 +123,7 @@ def notes(results: dict[str, Any]) -> list[str]:
 
 def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.md",
                   threads: int | None = None, command: str = "mlplab bench",
+                  json_out: str | Path | None = None,
                   log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run everything, print progress, write the BENCHMARKS.md section; return the results."""
     from mlplab.bench import accuracy, inference, overhead, peak, profile, report, training
@@ -145,7 +156,7 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
     results["accuracy"] = accuracy.measure_accuracy([0] if quick else [0, 1, 2], log=log)
     log("inference")
     results["inference"] = inference.measure_inference(
-        [256] if quick else [256, 1024], big_batch=4096, latency_calls=50 if quick else 200,
+        [256] if quick else [256, 1024], big_batch=4096, latency_calls=20 if quick else 50,
         log=log)
     log("estimator overhead")
     results["overhead"] = overhead.measure_overhead(repeats=1 if quick else 3, log=log)
@@ -158,4 +169,7 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
     if out is not None:
         report.write_section(out, report.render(results))
         log(f"wrote the '{report.SECTION}' section of {out}")
+    if json_out is not None:
+        Path(json_out).write_text(json.dumps(results, indent=1) + "\n")
+        log(f"wrote {json_out}")
     return results

@@ -47,16 +47,20 @@ def onnx_session(model: nn.Module, threads: int):  # noqa: ANN201  (onnxruntime 
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _median_seconds(fn: Callable[[], object], *, calls: int, rounds: int = 5) -> float:
-    """Median over `rounds` of the mean time of `calls` back-to-back calls."""
-    fn()
-    times = []
+def median_seconds(paths: dict[str, Callable[[], object]], *, calls: int,
+                   rounds: int = 7) -> dict[str, float]:
+    """Per path, the median over `rounds` of the mean time of `calls` back-to-back calls;
+    the paths take turns in every round, so a busy spell on a shared machine hits all."""
+    for fn in paths.values():
+        fn()
+    times: dict[str, list[float]] = {name: [] for name in paths}
     for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            fn()
-        times.append((time.perf_counter() - start) / calls)
-    return statistics.median(times)
+        for name, fn in paths.items():
+            start = time.perf_counter()
+            for _ in range(calls):
+                fn()
+            times[name].append((time.perf_counter() - start) / calls)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _paths(model: nn.Module, session, x: torch.Tensor) -> dict[str, Callable[[], object]]:  # noqa: ANN001
@@ -81,11 +85,10 @@ def measure_inference(widths: list[int], *, big_batch: int = 4096, latency_calls
         for batch in (1, big_batch):
             x = torch.randn(batch, D_IN)
             paths = _paths(model, session, x)
-            calls = latency_calls if batch == 1 else 5
-            for name, fn in paths.items():
-                seconds = _median_seconds(fn, calls=calls)
+            seconds = median_seconds(paths, calls=latency_calls if batch == 1 else 1)
+            for name, sec in seconds.items():
                 rows.append({"width": width, "batch": batch, "path": name,
-                             "latency_us": seconds * 1e6, "rows_per_s": batch / seconds})
-                log(f"  width {width:5d} batch {batch:5d} {name:20s} {seconds * 1e6:10.1f} µs"
-                    f"  {batch / seconds:12.0f} rows/s")
+                             "latency_us": sec * 1e6, "rows_per_s": batch / sec})
+                log(f"  width {width:5d} batch {batch:5d} {name:20s} {sec * 1e6:10.1f} µs"
+                    f"  {batch / sec:12.0f} rows/s")
     return rows

@@ -73,7 +73,8 @@ def render(results: dict[str, Any]) -> str:
              "(`train.fp32_matmul = \"fast\"`, checked to be exact on the CPU at hand).", "",
              "### Training samples/s (residual MLP, depth 4, ratio 4, 128 inputs, 10 classes)",
              "",
-             "Best timed epoch after a warm-up epoch. `torch loop` = `DataLoader(TensorDataset, "
+             "Each contender warms up, then they take turns at timed epochs; each one's "
+             "fastest epoch counts. `torch loop` = `DataLoader(TensorDataset, "
              "shuffle=True)` + default `AdamW` on the same module; `sklearn` = `MLPClassifier` "
              "with the same matmul shapes (hidden sizes w, 4w, w, …; no skips/norms; float32); "
              "`skorch` = `NeuralNetClassifier` on the same module. GFLOP/s = forward FLOPs "
@@ -107,6 +108,11 @@ def render(results: dict[str, Any]) -> str:
                           for a in results["accuracy"]]), ""]
     if results.get("inference"):
         parts += ["### Inference (eval-mode forward of the same module)", "",
+                  "`mlplab predict` = `mlplab.predict(model, x)` (inference mode, eval mode, "
+                  "oneDNN fp32 route); `bare inference_mode` = `with torch.inference_mode(): "
+                  "model(x)`; `onnxruntime` = the module exported with `torch.onnx.export` "
+                  "(dynamo) run by an onnxruntime CPU session with the same thread count. "
+                  "Median over 7 interleaved rounds.", "",
                   _table(["width", "batch", "path", "latency µs", "rows/s"],
                          [[r["width"], r["batch"], r["path"], f"{r['latency_us']:,.0f}",
                            f"{r['rows_per_s']:,.0f}"] for r in results["inference"]]), ""]
