@@ -28,8 +28,9 @@ def _png(fig: Figure) -> bytes:
 
 
 def _colors(families: list[str]) -> dict[str, str]:
+    """The same colour for a family in every plot (families in sorted order)."""
     cycle = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    return {f: cycle[i % len(cycle)] for i, f in enumerate(families)}
+    return {f: cycle[i % len(cycle)] for i, f in enumerate(sorted(families))}
 
 
 def pareto_plot(res: SweepResults, table: pd.DataFrame) -> bytes:
@@ -70,7 +71,7 @@ def scaling_plot(res: SweepResults, fits: dict[str, ScalingFit | str]) -> bytes:
         if isinstance(fit, ScalingFit):
             n = np.geomspace(part["params"].min(), part["params"].max(), 100)
             ax.plot(n, fit.predict(n), color=colors[fam])
-            label = f"{fam}: E={fit.E:.3g}, α={fit.alpha:.2f}"
+            label = f"{fam}: E={fit.E if fit.E > 1e-9 else 0:.3g}, α={fit.alpha:.2f}"
         ax.plot([], [], "o-", color=colors[fam], label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")

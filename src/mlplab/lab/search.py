@@ -7,6 +7,7 @@ machinery decides *who* runs a search trial and Optuna only decides *what* it tr
 from __future__ import annotations
 
 import hashlib
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -42,7 +43,14 @@ def storage(url: str) -> optuna.storages.RDBStorage:
     """One Optuna storage per process and database URL (the lab's SQLAlchemy URL)."""
     kwargs: dict[str, Any] = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {
         "pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except Exception:  # another machine is creating Optuna's tables right now
+            if attempt == 2:
+                raise
+            time.sleep(1.0)
+    raise AssertionError("unreachable")
 
 
 def create_study(url: str, name: str, direction: str) -> None:

@@ -11,11 +11,13 @@ database (its own tables; ours are prefixed `lab_`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +39,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from mlplab.errors import SpecError
 
@@ -132,7 +134,10 @@ def _sqlite_engine(url: str) -> Engine:
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # take the write lock up front: no upgrade races
+        if conn.get_execution_options().get("lab_read"):
+            conn.exec_driver_sql("BEGIN")  # a snapshot read (WAL): never blocks the writers
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")  # write lock up front: no upgrade races
 
     return engine
 
@@ -148,18 +153,29 @@ class Store:
             self.engine = _sqlite_engine(self.url)
         else:
             self.engine = create_engine(self.url, pool_pre_ping=True)
-        try:
-            metadata.create_all(self.engine)
-        except OperationalError as err:
-            raise SpecError(f"--store: cannot open {self.display_url}: "
-                            f"{str(err.orig).strip().splitlines()[0]}") from None
-        except IntegrityError:  # another process created the tables at the same moment
-            metadata.create_all(self.engine)
+        for attempt in range(3):
+            try:
+                metadata.create_all(self.engine)
+                break
+            except (IntegrityError, ProgrammingError):
+                # another machine created the tables at the same moment: look again
+                if attempt == 2:
+                    raise
+                time.sleep(0.5)
+            except OperationalError as err:
+                raise SpecError(f"--store: cannot open {self.display_url}: "
+                                f"{str(err.orig).strip().splitlines()[0]}") from None
 
     @property
     def display_url(self) -> str:
         """The URL without a password."""
         return self.engine.url.render_as_string(hide_password=True)
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reads only (on SQLite a plain, non-locking transaction)."""
+        with self.engine.connect() as conn:
+            yield conn.execution_options(lab_read=True)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -167,11 +183,11 @@ class Store:
     # -- sweeps ---------------------------------------------------------------------------
 
     def sweep_names(self) -> list[str]:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return list(conn.scalars(select(sweeps.c.name).order_by(sweeps.c.id)))
 
     def get_sweep(self, name: str) -> dict[str, Any] | None:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             row = conn.execute(select(sweeps).where(sweeps.c.name == name)).mappings().first()
         return dict(row) if row else None
 
@@ -194,7 +210,7 @@ class Store:
 
     def add_trials(self, sweep_id: int, rows: list[dict[str, Any]]) -> int:
         """Insert planned trials that are not stored yet (by `key`); returns how many were new."""
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             have = set(conn.scalars(select(trials.c.key).where(trials.c.sweep_id == sweep_id)))
         new = [{"status": "pending", "token": _token(), "attempts": 0, **r, "sweep_id": sweep_id}
                for r in rows if r["key"] not in have]
@@ -212,7 +228,7 @@ class Store:
 
     def trials(self, sweep_id: int, *columns: str) -> list[dict[str, Any]]:
         cols = [trials.c[c] for c in columns] if columns else [trials]
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute(select(*cols).where(trials.c.sweep_id == sweep_id)
                                 .order_by(trials.c.id)).mappings().all()
         return [dict(r) for r in rows]
@@ -284,13 +300,13 @@ class Store:
                                 .values(status="pending", token=_token())).rowcount
 
     def status_counts(self, sweep_id: int) -> dict[str, int]:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute(select(trials.c.status, func.count()).where(
                 trials.c.sweep_id == sweep_id).group_by(trials.c.status)).all()
         return {status: int(n) for status, n in rows}
 
     def events(self, sweep_id: int) -> list[dict[str, Any]]:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             rows = conn.execute(select(events).join(trials, events.c.trial_id == trials.c.id)
                                 .where(trials.c.sweep_id == sweep_id)
                                 .order_by(events.c.id)).mappings().all()
