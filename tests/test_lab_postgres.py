@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lab_util import tiny_sweep, toml_text
 
+from mlplab.cli import run
 from mlplab.lab.store import Store
 
 
@@ -100,3 +101,7 @@ def test_two_machines_one_postgres_store(postgres_url, tmp_path):
     finally:
         store.close()
     assert "16 done" in outputs[0] and "16 done" in outputs[1]
+    # the report and the table read straight from the database
+    assert run(["report", postgres_url, "--name", "pg", "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.html").read_text().count("data:image/png;base64,") >= 4
+    assert run(["compare", postgres_url]) == 0  # the store holds one sweep: no --name needed
