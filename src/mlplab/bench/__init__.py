@@ -88,6 +88,23 @@ def ablation(width: int, batch: int, *, budget: float, repeats: int,
     return rows
 
 
+def log_ratios(rows: list[dict], peak_fp32: float, log: Callable[[str], None]) -> None:
+    """Print mlplab fp32 ÷ each contender and ÷ the fp32 peak, per (width, batch)."""
+    from mlplab.bench.report import ratio
+
+    log("ratios (wall time)")
+    for w, b in sorted({(r["width"], r["batch"]) for r in rows}):
+        rate = {r["contender"]: r for r in rows if (r["width"], r["batch"]) == (w, b)}
+        fp32 = rate["mlplab fp32"]
+        parts = [f"÷ peak {fp32['gflops'] / peak_fp32:.0%}"]
+        for name in ("mlplab bf16", "torch loop", "sklearn", "skorch"):
+            if name in rate:
+                a, c = (rate[name], fp32) if name == "mlplab bf16" else (fp32, rate[name])
+                label = "bf16 ÷ fp32" if name == "mlplab bf16" else f"÷ {name}"
+                parts.append(f"{label} {ratio(a['samples_per_s'], c['samples_per_s'])}")
+        log(f"  width {w:5d} batch {b:5d} mlplab fp32: " + ", ".join(parts))
+
+
 def notes(results: dict[str, Any]) -> list[str]:
     """What the numbers imply, computed from them (Amdahl bound from the profile, etc.)."""
     out = []
@@ -141,6 +158,7 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
     log("training throughput")
     rows = training.measure_grid(QUICK_GRID if quick else FULL_GRID, budget=budget,
                                  repeats=repeats, log=log)
+    log_ratios(rows, peak_fp32, log)
     results: dict[str, Any] = {"peaks": peaks, "peak_fp32": peak_fp32,
                                "peak_fp32_cpu": peak_cpu, "training": rows}
     log("trainer ablation")
