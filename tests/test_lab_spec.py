@@ -49,3 +49,15 @@ def test_bad_sweeps_name_the_field(override, message):
 def test_a_sweep_needs_something_to_sweep():
     with pytest.raises(SpecError, match="at least one of"):
         parse_sweep(tiny_sweep(axes=None, budget=None))
+
+
+def test_validate_cli_checks_sweeps_and_their_budgets(tmp_path, capsys):
+    from mlplab.cli import run
+
+    path = tmp_path / "s.toml"
+    path.write_text(toml_text(tiny_sweep()))
+    assert run(["validate", str(path), "--data"]) == 0
+    assert "12 trials, every budget met within 5%" in capsys.readouterr().out
+    assert run(["validate", str(path), "--data", "--set", "budget.max_width=8"]) == 2
+    assert "is impossible: even width 8" in capsys.readouterr().err
+    assert not list(tmp_path.glob("**/lab.sqlite"))

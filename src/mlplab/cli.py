@@ -59,9 +59,26 @@ def cmd_train(args: argparse.Namespace) -> None:
     _print_result(result.summary(), result.run_dir)
 
 
-def cmd_validate(args: argparse.Namespace) -> None:
-    from mlplab.spec import load_spec
+def _validate_sweep(args: argparse.Namespace) -> None:
+    from mlplab.lab.plan import plan
+    from mlplab.lab.spec import load_sweep
 
+    spec = load_sweep(args.spec, args.set)
+    if args.data:  # builds every family at every budget: impossible budgets show up here
+        _, rows = plan(spec)
+        met = f", every budget met within {spec.budget.tolerance:.0%}" if spec.budget else ""
+        out.print(f"sweep {spec.name}: {len(rows)} trials{met}")
+    out.print(f"{args.spec}: valid sweep")
+    if args.show:
+        out.print_json(json.dumps(spec.model_dump(mode="json")))
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    from mlplab.lab.spec import is_sweep
+    from mlplab.spec import load_spec, read_spec_file
+
+    if is_sweep(read_spec_file(args.spec)):
+        return _validate_sweep(args)
     spec = load_spec(args.spec, args.set)
     if args.data:
         from mlplab.data import build_dataset

@@ -185,6 +185,11 @@ def _check_fields(spec: SweepSpec) -> None:
         with_values(spec.base, family, where=f"axes {family_label(family)!r}")
 
 
+def is_sweep(data: dict[str, Any]) -> bool:
+    """Does a spec dict describe a sweep (rather than one run)?"""
+    return any(k in data for k in ("seeds", "axes", "budget", "search"))
+
+
 def parse_sweep(data: dict[str, Any]) -> SweepSpec:
     """Validate a sweep dict (run sections at the top level) into a `SweepSpec`."""
     data = dict(data)
