@@ -161,3 +161,18 @@ def test_depth_search_resolves_width_per_trial(tmp_path):
         assert abs(row["params"] - 1e4) <= 0.05 * 1e4
     widths = {r["spec"]["model"]["depth"]: r["spec"]["model"]["width"] for r in rows}
     assert all(widths[a] > widths[b] for a in widths for b in widths if a < b)
+
+
+def test_axes_over_the_data_measure_each_family_on_its_own_data(tmp_path):
+    # digits (64 inputs, 10 classes) and wine (13 inputs, 3 classes) need different widths
+    spec = tiny_sweep(name="data", axes={"data.source": ["sklearn:digits", "sklearn:wine"]},
+                      data={"max_rows": None}, budget={"params": [5e3]}, seeds=[0],
+                      train={"epochs": 1})
+    result = mlplab.sweep(spec, out=tmp_path / "d", workers=0)
+    assert result.counts == {"done": 4}  # x 2 blocks
+    rows = Store(tmp_path / "d" / "lab.sqlite").trials(1)
+    for row in rows:  # `params` is what mlplab.train counted on the trained model
+        assert abs(row["params"] - 5e3) <= 0.05 * 5e3
+    width = {(r["spec"]["data"]["source"], r["spec"]["model"]["block"]): r["spec"]["model"]["width"]
+             for r in rows}
+    assert width["sklearn:digits", "standard"] != width["sklearn:wine", "standard"]

@@ -8,6 +8,7 @@ at most once each.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,24 @@ class ModelMeter:
         with torch.random.fork_rng():
             model = build_model(spec.model, self.data.schema, self.task.d_out)
         return count(model, self.batch)
+
+
+class Meters:
+    """`meters(spec)`: one `ModelMeter` per distinct (data, task, seed), built on first use.
+
+    Axes or searched fields may change the data (`data.max_rows`, `data.source`, ...), and
+    with it the input width and so the counts; every spec is measured on its own data.
+    """
+
+    def __init__(self) -> None:
+        self._meters: dict[str, ModelMeter] = {}
+
+    def __call__(self, spec: RunSpec) -> ModelMeter:
+        key = json.dumps([spec.data.model_dump(mode="json"), spec.task.model_dump(mode="json"),
+                          spec.seed], sort_keys=True)
+        if key not in self._meters:
+            self._meters[key] = ModelMeter(spec)
+        return self._meters[key]
 
 
 def solve_width(measure: Callable[[int], dict[str, int]], budget: float, *, kind: str = "params",

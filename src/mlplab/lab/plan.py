@@ -14,7 +14,7 @@ import torch
 
 from mlplab.errors import SpecError
 from mlplab.lab import search
-from mlplab.lab.budget import ModelMeter, solve_spec
+from mlplab.lab.budget import Meters, ModelMeter, solve_spec
 from mlplab.lab.spec import SweepSpec, family_label, with_values
 from mlplab.lab.store import Store
 from mlplab.spec import RunSpec
@@ -51,11 +51,12 @@ def family_spec(spec: SweepSpec, values: dict[str, Any]) -> RunSpec:
     return with_values(spec.base, values, where=f"axes {family_label(values)!r}")
 
 
-def trial_spec(spec: SweepSpec, meter: ModelMeter, values: dict[str, Any], budget: float | None,
+def trial_spec(spec: SweepSpec, meters: Meters, values: dict[str, Any], budget: float | None,
                seed: int, extra: dict[str, Any] | None = None) -> tuple[RunSpec, dict[str, int]]:
     """The run spec of one trial: family values + searched values, width solved, seed set."""
     run = family_spec(spec, {**values, **(extra or {})})
     run = run.model_copy(update={"seed": seed, "name": spec.name})
+    meter = meters(run)
     if budget is None or spec.budget is None:
         return run, meter.measure(run)
     run, solved = solve_spec(meter, run, budget, kind=spec.budget.kind,
@@ -64,14 +65,14 @@ def trial_spec(spec: SweepSpec, meter: ModelMeter, values: dict[str, Any], budge
     return run, {"params": solved.params, "flops_per_sample": solved.flops}
 
 
-def plan_rows(spec: SweepSpec, meter: ModelMeter) -> list[dict[str, Any]]:
+def plan_rows(spec: SweepSpec, meters: Meters) -> list[dict[str, Any]]:
     rows = []
     budgets: list[float | None] = list(spec.budget.values) if spec.budget else [None]
     for values in spec.families():
         label = family_label(values)
         for budget in budgets:
             common = {"family": label, "family_values": values, "budget": budget}
-            run, counts = trial_spec(spec, meter, values, budget, spec.seeds[0])
+            run, counts = trial_spec(spec, meters, values, budget, spec.seeds[0])
             if spec.search is not None:
                 seed = spec.search.seed if spec.search.seed is not None else spec.seeds[0]
                 for i in range(spec.search.n_trials):
@@ -90,8 +91,8 @@ def plan_rows(spec: SweepSpec, meter: ModelMeter) -> list[dict[str, Any]]:
 
 def plan(spec: SweepSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """`(info, trial rows)`: checks every budget and metric; writes nothing."""
-    meter = ModelMeter(spec.base)
-    return sweep_info(spec, meter), plan_rows(spec, meter)
+    meters = Meters()
+    return sweep_info(spec, meters(spec.base)), plan_rows(spec, meters)
 
 
 def prepare(store: Store, spec: SweepSpec,

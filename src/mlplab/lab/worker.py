@@ -19,7 +19,7 @@ from typing import Any
 
 from mlplab.errors import MlplabError
 from mlplab.lab import search
-from mlplab.lab.budget import ModelMeter
+from mlplab.lab.budget import Meters
 from mlplab.lab.plan import trial_spec
 from mlplab.lab.spec import SweepSpec
 from mlplab.lab.store import FINISHED, Store, is_expired, worker_id
@@ -79,12 +79,7 @@ class Worker:
         self.info = row["info"]
         self.lease = self.spec.execution.lease_seconds
         self.me = worker_id()
-        self._meters: dict[int, ModelMeter] = {}
-
-    def meter(self, seed: int) -> ModelMeter:
-        if seed not in self._meters:
-            self._meters[seed] = ModelMeter(self.spec.base.model_copy(update={"seed": seed}))
-        return self._meters[seed]
+        self.meters = Meters()
 
     def run(self) -> int:
         done = 0
@@ -111,7 +106,6 @@ class Worker:
         if row["spec"] is not None:
             return parse_spec(row["spec"])
         assert self.spec.search is not None
-        meter = self.meter(row["seed"])
         if row["kind"] == "search":
             number, values = search.ask(self.store.url, self._study(row), self.spec.search,
                                         row["key"])
@@ -121,7 +115,7 @@ class Worker:
             if values is None:
                 raise MlplabError(f"every search trial of family {row['family']!r} at budget "
                                   f"{row['budget']:g} failed; see their errors")
-        run, counts = trial_spec(self.spec, meter, row["family_values"], row["budget"],
+        run, counts = trial_spec(self.spec, self.meters, row["family_values"], row["budget"],
                                  row["seed"], values)
         self.store.update_claimed(row["id"], token, spec=run.model_dump(mode="json"),
                                   optuna_trial=row["optuna_trial"], params=counts["params"],
