@@ -176,3 +176,35 @@ def test_axes_over_the_data_measure_each_family_on_its_own_data(tmp_path):
     width = {(r["spec"]["data"]["source"], r["spec"]["model"]["block"]): r["spec"]["model"]["width"]
              for r in rows}
     assert width["sklearn:digits", "standard"] != width["sklearn:wine", "standard"]
+
+
+def test_sigterm_releases_claims_and_the_rerun_finishes(tmp_path):
+    spec = tiny_sweep(name="term", data={"source": "sklearn:digits", "max_rows": None},
+                      train={"epochs": 40, "batch_size": 32}, budget={"params": [2e4]})
+    path = tmp_path / "term.toml"
+    path.write_text(toml_text(spec))
+    out = tmp_path / "t"
+    cmd = [sys.executable, "-m", "mlplab.cli", "sweep", str(path), "--workers", "2", "--out",
+           str(out), "--quiet"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    db = out / "lab.sqlite"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(db, timeout=10) as conn:
+                if conn.execute("SELECT count(*) FROM lab_trials WHERE status = 'running'"
+                                ).fetchone()[0]:
+                    break
+        except sqlite3.OperationalError:
+            continue
+    proc.send_signal(signal.SIGTERM)
+    output, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in output
+    store = Store(db)
+    assert "running" not in store.status_counts(1)
+    assert any(e["kind"] == "released" for e in store.events(1))
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert store.status_counts(1) == {"done": 4}
+    assert done_events(db) == {r["id"]: 1 for r in store.trials(1)}

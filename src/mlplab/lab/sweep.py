@@ -12,6 +12,8 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,7 +27,7 @@ from mlplab.errors import SpecError
 from mlplab.lab.plan import plan, prepare
 from mlplab.lab.spec import SweepSpec, load_sweep, parse_sweep
 from mlplab.lab.store import STORE_FILE, Store
-from mlplab.lab.worker import Worker, worker_main
+from mlplab.lab.worker import Worker, interrupt, worker_main
 
 
 @dataclass
@@ -155,10 +157,18 @@ def sweep(spec: SweepSpec | dict[str, Any] | str | Path, *, out: str | Path | No
             with _env(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads),
                       MKL_NUM_THREADS=str(threads)):
                 procs = [start() for _ in range(n)]
+                main = threading.current_thread() is threading.main_thread()
+                previous = signal.signal(signal.SIGTERM, interrupt) if main else None
                 try:
                     _progress_loop(db, sweep_id, procs, start,
                                    None if quiet else Console(stderr=True), max_restarts=3 * n)
+                except KeyboardInterrupt:
+                    for p in procs:
+                        p.terminate()  # each worker releases its trial and exits
+                    raise
                 finally:
+                    if main:
+                        signal.signal(signal.SIGTERM, previous)
                     for p in procs:
                         p.join()
         counts = db.status_counts(sweep_id)

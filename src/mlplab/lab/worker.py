@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import threading
 import time
 import traceback
@@ -183,9 +184,16 @@ def _same_spec(run_dir: Path, spec: RunSpec) -> bool:
         return False
 
 
+def interrupt(signum: int, frame: Any) -> None:
+    """Signal handler: stop like Ctrl-C does (the claimed trial is released, not lost)."""
+    raise KeyboardInterrupt
+
+
 def worker_main(store_url: str, name: str, out: str, threads: int) -> None:
     """Entry point of a worker process: split the cores, then run trials until none is left."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    signal.signal(signal.SIGTERM, interrupt)  # terminate() from the parent: give the trial back
+    signal.signal(signal.SIGINT, interrupt)  # also when started with SIGINT ignored
     import torch
 
     torch.set_num_threads(threads)
