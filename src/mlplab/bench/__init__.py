@@ -150,14 +150,20 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
     start, load_before = time.perf_counter(), _load()
     budget, repeats = (1.5e11, 1) if quick else (3e11, 2)
     log("matmul peak")
-    peaks = peak.measure_peaks(seconds=0.3 if quick else 0.9)
+    peaks = peak.measure_peaks(seconds=0.3 if quick else 1.5)
+    for p in peaks:
+        log(f"  {p['route']:42s} {p['gflops']:7.0f} GFLOP/s")
+    log("training throughput")
+    rows = training.measure_grid(QUICK_GRID if quick else FULL_GRID, budget=budget,
+                                 repeats=repeats, log=log)
+    log("matmul peak, again (the best of both measurements counts: the machine may be busy)")
+    peaks = [max(a, b, key=lambda p: p["gflops"])
+             for a, b in zip(peaks, peak.measure_peaks(seconds=0.3 if quick else 1.5),
+                             strict=True)]
     for p in peaks:
         log(f"  {p['route']:42s} {p['gflops']:7.0f} GFLOP/s")
     peak_fp32 = max(p["gflops"] for p in peaks if p["fp32_accurate"])
     peak_cpu = max(p["gflops_per_cpu_s"] for p in peaks if p["fp32_accurate"])
-    log("training throughput")
-    rows = training.measure_grid(QUICK_GRID if quick else FULL_GRID, budget=budget,
-                                 repeats=repeats, log=log)
     log_ratios(rows, peak_fp32, log)
     results: dict[str, Any] = {"peaks": peaks, "peak_fp32": peak_fp32,
                                "peak_fp32_cpu": peak_cpu, "training": rows}

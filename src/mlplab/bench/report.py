@@ -62,6 +62,8 @@ def render(results: dict[str, Any]) -> str:
                 if max(env["load_before"], env["load_after"]) > 0.5 else "."),
              f"Total benchmark time: {env['seconds']:.0f} s.", "",
              "### Matmul peak (2048 x 2048 x 2048)", "",
+             "Measured at the start and at the end of the run; the better of the two counts.",
+             "",
              _table(["route", "GFLOP/s", "GFLOP/CPU-s", "rel. error vs float64",
                      "fp32-accurate"],
                     [[p["route"], f"{p['gflops']:.0f}", f"{p['gflops_per_cpu_s']:.0f}",
