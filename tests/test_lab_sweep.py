@@ -52,7 +52,22 @@ def test_rerun_skips_finished_trials(finished):
 def test_changed_spec_under_the_same_name_is_refused(finished):
     out, _ = finished
     with pytest.raises(mlplab.SpecError, match="already holds a sweep 'tiny' with a different"):
-        mlplab.sweep(tiny_sweep(seeds=[0, 1, 2]), out=out, workers=0)
+        mlplab.sweep(tiny_sweep(train={"epochs": 3}), out=out, workers=0)
+
+
+def test_a_grown_grid_runs_only_the_new_trials(tmp_path):
+    spec = tiny_sweep(name="grow", budget={"params": [3e3]}, seeds=[0])
+    mlplab.sweep(spec, out=tmp_path / "g", workers=0)
+    store = Store(tmp_path / "g" / "lab.sqlite")
+    first = {r["key"]: r["finished_at"] for r in store.trials(1)}
+    assert len(first) == 2
+    grown = tiny_sweep(name="grow", budget={"params": [3e3, 6e3]}, seeds=[0, 1])
+    result = mlplab.sweep(grown, out=tmp_path / "g", workers=0)
+    assert result.counts == {"done": 8}
+    rows = store.trials(1)
+    assert all(first[r["key"]] == r["finished_at"] for r in rows if r["key"] in first)
+    assert done_events(tmp_path / "g" / "lab.sqlite") == {r["id"]: 1 for r in rows}
+    assert store.get_sweep("grow")["spec"]["seeds"] == [0, 1]
 
 
 def test_failures_are_recorded_and_do_not_stop_the_sweep(tmp_path):

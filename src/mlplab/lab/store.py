@@ -196,9 +196,14 @@ class Store:
         for _ in range(3):
             row = self.get_sweep(name)
             if row is not None:
-                if _canonical(row["spec"]) != _canonical(spec):
+                if _canonical(row["spec"]) == _canonical(spec):
+                    return int(row["id"])
+                if _canonical(_fixed_part(row["spec"])) != _canonical(_fixed_part(spec)):
                     raise SpecError(f"name: the store {self.display_url} already holds a sweep "
-                                    f"{name!r} with a different spec; use another name or --out")
+                                    f"{name!r} with a different spec (only seeds, budgets and "
+                                    "axis values may grow); use another name or --out")
+                with self.engine.begin() as conn:  # a grown grid: keep every finished trial
+                    conn.execute(update(sweeps).where(sweeps.c.id == row["id"]).values(spec=spec))
                 return int(row["id"])
             try:
                 with self.engine.begin() as conn:
@@ -315,6 +320,18 @@ class Store:
 
 def _token() -> str:
     return uuid.uuid4().hex
+
+
+def _fixed_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """What must not change between runs of one sweep: all but seeds, budgets, axis values."""
+    fixed = json.loads(json.dumps(spec))
+    fixed.pop("seeds", None)
+    fixed["axes"] = sorted(fixed.get("axes") or {})
+    if fixed.get("budget"):
+        fixed["budget"].pop("params", None)
+        fixed["budget"].pop("flops", None)
+        fixed["budget"]["kind"] = "params" if spec["budget"].get("params") else "flops"
+    return fixed
 
 
 def _canonical(obj: Any) -> str:
