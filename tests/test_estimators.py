@@ -152,3 +152,14 @@ def test_sklearn_tools_pipeline_cv_grid_clone() -> None:
     assert len(grid.cv_results_["mean_test_score"]) == 2
     cloned = clone(mlplab.TabMRegressor(k=8, d_block=32))
     assert cloned.get_params()["k"] == 8 and not hasattr(cloned, "model_")
+
+
+def test_bf16_precision_and_verbose_progress(capsys) -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(120, 3))
+    y = X[:, 0] * 3 + 1
+    reg = mlplab.MLPRegressor(precision="bf16", verbose=1, **{**FAST, "max_epochs": 20}).fit(X, y)
+    assert reg.score(X, y) > 0.5
+    assert "epoch 1/20" in capsys.readouterr().err
+    with pytest.raises(mlplab.SpecError, match="precision"):
+        mlplab.MLPRegressor(precision="fp8").fit(X, y)
