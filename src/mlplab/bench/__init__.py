@@ -148,7 +148,7 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
     if threads:
         torch.set_num_threads(threads)
     start, load_before = time.perf_counter(), _load()
-    budget, repeats = (1.5e11, 1) if quick else (3e11, 2)
+    budget, repeats = (1e11, 2) if quick else (1.5e11, 4)
     log("matmul peak")
     peaks = peak.measure_peaks(seconds=0.3 if quick else 1.5)
     for p in peaks:
@@ -183,7 +183,7 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
         [256] if quick else [256, 1024], big_batch=4096, latency_calls=20 if quick else 50,
         log=log)
     log("estimator overhead")
-    results["overhead"] = overhead.measure_overhead(repeats=1 if quick else 3, log=log)
+    results["overhead"] = overhead.measure_overhead(repeats=2 if quick else 5, log=log)
     results["notes"] = notes(results)
     results["env"] = {
         "command": command, "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),

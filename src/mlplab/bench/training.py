@@ -174,7 +174,7 @@ def best_epochs(contenders: dict[str, Contender], repeats: int
     return best
 
 
-def steps_for(flops_per_step: float, budget: float, lo: int = 2, hi: int = 40) -> int:
+def steps_for(flops_per_step: float, budget: float, lo: int = 1, hi: int = 40) -> int:
     """Steps per epoch so one epoch costs about `budget` FLOPs."""
     return int(min(hi, max(lo, round(budget / flops_per_step))))
 
