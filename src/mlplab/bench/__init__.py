@@ -115,9 +115,9 @@ def notes(results: dict[str, Any]) -> list[str]:
                 out.append(
                     f"{title}: matmuls are {share:.0%} of the step, so removing *everything "
                     f"else* could speed it up by at most {1 / share:.2f}x; the plain PyTorch "
-                    "loop runs the same matmuls, so beyond that bound mlplab can only win "
-                    "through faster matmuls (the oneDNN route, which pays off with both cores "
-                    "free, or bf16).")
+                    "loop runs the same matmuls with the same kernels (the MKL and oneDNN "
+                    "fp32 peaks above are equal), so beyond that bound only faster matmuls "
+                    "win: train.precision = 'bf16'.")
     peak = results.get("peak_fp32")
     for r in results.get("training", []):
         if r["width"] >= 1024 and r["batch"] == 1024 and r["contender"] in (

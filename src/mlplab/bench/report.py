@@ -141,7 +141,8 @@ def write_section(path: str | Path, text: str) -> None:
     else:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
                    len(lines))
-        new = "\n".join(lines[:start] + text.rstrip("\n").splitlines() + lines[end:]) + "\n"
+        rest = [""] + lines[end:] if end < len(lines) else []
+        new = "\n".join(lines[:start] + text.rstrip("\n").splitlines() + rest) + "\n"
     from mlplab.train.checkpoint import atomic_write_bytes
 
     atomic_write_bytes(path, new.encode())
