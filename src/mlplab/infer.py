@@ -1,8 +1,8 @@
 """Low-overhead inference: an eval-mode forward under `inference_mode`, in batches.
 
 `predict(model, x)` is what a trained model (e.g. `mlplab.load_run(dir).model`) should be
-called through: no autograd bookkeeping, dropout off, fp32 matmuls on the fast oneDNN route
-when it is exact on this CPU (see `mlplab.train.speed`), and no copy of the model.
+called through: no autograd bookkeeping, dropout off, no copy of the model; `fp32_matmul="fast"`
+opts into the oneDNN route when it is exact on this CPU (see `mlplab.train.speed`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from mlplab.train import speed
 
 def predict(model: nn.Module, x: Tensor, x_cat: Tensor | None = None, *,
             batch_size: int | None = None, precision: str = "fp32",
-            fp32_matmul: str = "fast") -> Tensor:
+            fp32_matmul: str = "default") -> Tensor:
     """Model outputs for `x (n, ...)` (+ `x_cat (n, n_cat)`): `-> (n, d_out)` raw outputs.
 
     The result equals `model.eval()(x, x_cat)`; `batch_size` bounds memory for large `n`.

@@ -137,8 +137,8 @@ class TrainSpec(Section):
         "fp32", description="bf16: autocast matmuls to bfloat16, fp32 master weights")
     threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
     fp32_matmul: Literal["fast", "default"] = Field(
-        "fast", description="fast: fp32 matmuls via oneDNN when it keeps fp32 accuracy on this "
-        "CPU (checked once per process); default: PyTorch's own choice (MKL)")
+        "default", description="default: PyTorch's own choice (MKL on x86); fast: fp32 matmuls "
+        "via oneDNN when that keeps fp32 accuracy on this CPU (checked once per process)")
 
 
 class RunSpec(Section):

@@ -71,8 +71,9 @@ def render(results: dict[str, Any]) -> str:
                       "yes" if p["fp32_accurate"] else "no"] for p in peaks]),
              "",
              f"The fp32 peak used below is the best fp32-accurate route: **{peak_fp32:.0f} "
-             f"GFLOP/s** ({peak_cpu:.0f} GFLOP per CPU-second). mlplab's trainer uses the oneDNN route by default "
-             "(`train.fp32_matmul = \"fast\"`, checked to be exact on the CPU at hand).", "",
+             f"GFLOP/s** ({peak_cpu:.0f} GFLOP per CPU-second). mlplab's trainer uses "
+             "PyTorch's default route; the oneDNN route is opt-in (`train.fp32_matmul = "
+             "\"fast\"`, checked to be exact on the CPU at hand).", "",
              "### Training samples/s (residual MLP, depth 4, ratio 4, 128 inputs, 10 classes)",
              "",
              "Each contender warms up, then they take turns at timed epochs; each one's "
@@ -110,8 +111,7 @@ def render(results: dict[str, Any]) -> str:
                           for a in results["accuracy"]]), ""]
     if results.get("inference"):
         parts += ["### Inference (eval-mode forward of the same module)", "",
-                  "`mlplab predict` = `mlplab.predict(model, x)` (inference mode, eval mode, "
-                  "oneDNN fp32 route); `bare inference_mode` = `with torch.inference_mode(): "
+                  "`mlplab predict` = `mlplab.predict(model, x)` (inference mode, eval mode); `bare inference_mode` = `with torch.inference_mode(): "
                   "model(x)`; `onnxruntime` = the module exported with `torch.onnx.export` "
                   "(dynamo) run by an onnxruntime CPU session with the same thread count. "
                   "Median over 7 interleaved rounds.", "",

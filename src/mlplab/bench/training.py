@@ -81,7 +81,7 @@ class Contender:
 
 
 def mlplab_contender(width: int, x: Tensor, y: Tensor, batch: int, *, precision: str = "fp32",
-                     fp32_matmul: str = "fast",
+                     fp32_matmul: str = "default",
                      optimizer_override: Callable[[nn.Module], torch.optim.Optimizer] | None = None,
                      compile_model: bool = False) -> Contender:
     """mlplab's `Trainer`; an epoch is `Trainer._train_epoch`, the body of `Trainer.fit`'s loop

@@ -1,10 +1,11 @@
 """Fast-math settings for the one trainer: the oneDNN fp32 matmul route and bf16 autocast.
 
 On x86 CPUs PyTorch sends fp32 matmuls to MKL by default. Allowing the "high" float32 matmul
-precision sends them to oneDNN instead, which on this machine runs ~1.7x faster with 2
-threads; on a CPU without TF32 hardware oneDNN still computes in full fp32. Because a CPU
-*with* reduced-precision hardware would round, the route is taken only after a one-time check
-(per process) that its error against a float64 reference is the same as the default path's.
+precision sends them to oneDNN instead (which fuses the bias add); on a CPU without TF32
+hardware oneDNN still computes in full fp32. Because a CPU *with* reduced-precision hardware
+would round, the route (`train.fp32_matmul = "fast"`, opt-in: on the benchmark machine it was
+no faster than MKL, see BENCHMARKS.md) is taken only after a one-time check per process that
+its error against a float64 reference is the same as the default path's.
 """
 
 from __future__ import annotations
