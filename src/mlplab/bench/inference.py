@@ -44,6 +44,9 @@ def onnx_session(model: nn.Module, threads: int):  # noqa: ANN201  (onnxruntime 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    # no busy-waiting after a run (torch runs with OMP_WAIT_POLICY=PASSIVE): spinning threads
+    # would steal the cores from whichever path is timed next
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 

@@ -113,7 +113,8 @@ def render(results: dict[str, Any]) -> str:
         parts += ["### Inference (eval-mode forward of the same module)", "",
                   "`mlplab predict` = `mlplab.predict(model, x)` (inference mode, eval mode); `bare inference_mode` = `with torch.inference_mode(): "
                   "model(x)`; `onnxruntime` = the module exported with `torch.onnx.export` "
-                  "(dynamo) run by an onnxruntime CPU session with the same thread count. "
+                  "(dynamo) run by an onnxruntime CPU session with the same thread count and no "
+                  "busy-waiting (like torch under OMP_WAIT_POLICY=PASSIVE). "
                   "Median over 7 interleaved rounds.", "",
                   _table(["width", "batch", "path", "latency µs", "rows/s"],
                          [[r["width"], r["batch"], r["path"], f"{r['latency_us']:,.0f}",
