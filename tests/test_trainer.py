@@ -119,6 +119,26 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     assert all(torch.isfinite(t).all() for t in saved.values() if t.is_floating_point())
 
 
+def test_nan_gradient_with_finite_loss_never_reaches_a_checkpoint(tmp_path: Path):
+    data, task = toy_data(), Classification(2)
+    model = toy_model()
+    trainer = Trainer(model, task, data, TrainSpec(epochs=6, patience=None, grad_clip=None),
+                      quiet=True, run_dir=tmp_path)
+    first = next(p for p in model.parameters() if p.requires_grad)
+    last_step_of_epoch_2 = 2 * trainer.steps_per_epoch - 1
+    first.register_hook(  # every loss stays finite; only this one gradient is poisoned
+        lambda g: g * math.nan if trainer.state.step == last_step_of_epoch_2 else g)
+    with pytest.raises(TrainingError) as err:
+        trainer.fit()
+    msg = str(err.value)
+    assert "weights became non-finite during epoch 2" in msg and str(tmp_path) in msg
+    assert not torch.isfinite(first).all()  # the poison did reach the live weights ...
+    last = ckpt.latest_checkpoint(tmp_path)  # ... but not the checkpoint
+    assert last is not None and last.name == "epoch-000001"
+    saved = ckpt.read_tensors(last / "model.safetensors")
+    assert all(torch.isfinite(t).all() for t in saved.values() if t.is_floating_point())
+
+
 def test_huge_learning_rate_raises_training_error(tiny_spec, tmp_path: Path):
     out = tmp_path / "run"
     with pytest.raises(TrainingError, match=r"loss became (nan|inf).*lower train.lr"):

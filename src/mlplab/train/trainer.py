@@ -176,6 +176,17 @@ class Trainer:
             self.state.samples_seen += len(idx)
         return total / len(train)
 
+    def _check_weights_finite(self) -> None:
+        """A NaN/inf gradient can poison the weights while every loss was finite: stop before
+        such weights reach a checkpoint (one fused norm over all parameters per epoch)."""
+        norm = float(torch.nn.utils.get_total_norm(self.params)) if self.params else 0.0
+        if not math.isfinite(norm):
+            raise TrainingError(
+                f"the model weights became non-finite during epoch {self.state.epoch + 1} "
+                "(a NaN/inf gradient); lower train.lr, set train.grad_clip or check the data"
+                + (f" (the last good checkpoint is kept in {self.run_dir})"
+                   if self.run_dir else ""))
+
     def autocast(self) -> contextlib.AbstractContextManager:
         return speed.autocast(self.spec.precision)
 
@@ -199,6 +210,7 @@ class Trainer:
             while self.state.epoch < self.spec.epochs and not self.state.stopped_early:
                 t0 = time.perf_counter()
                 train_loss = self._train_epoch()
+                self._check_weights_finite()
                 t1 = time.perf_counter()
                 val = self.evaluate(self.data.val)
                 self.state.train_seconds += t1 - t0
