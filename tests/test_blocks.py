@@ -175,6 +175,28 @@ def test_tabular_model_embedding_dim_from_spec():
     assert model.adapter.d_out == 1 + 5 + 5
 
 
+def test_tabular_model_onehot_categoricals_and_unknown_slot():
+    schema = FeatureSchema(["a", "b", "c"], ["u", "v"], [3, 5])
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(width=16, depth=2, cat_encoding="onehot"), schema, d_out=4)
+    adapter = model.adapter
+    # one-hot width per column: cardinality + the unknown slot; no parameters in the adapter
+    assert adapter.feature_widths == [1, 1, 1, 4, 6] and adapter.d_out == 3 + 4 + 6
+    assert n_params(adapter) == 0
+    x = torch.randn(4, 3)
+    x_cat = torch.tensor([[1, 5], [3, 2], [0, 0], [2, 0]])  # 0 = unknown/unseen category
+    z = adapter(x, x_cat)
+    assert z.shape == (4, 13) and z.dtype == x.dtype
+    torch.testing.assert_close(z[:, :3], x)
+    assert torch.equal(z[:, 3:7].argmax(1), x_cat[:, 0]) and torch.equal(z[:, 7:].argmax(1),
+                                                                         x_cat[:, 1])
+    assert torch.equal(z[:, 3:].sum(1), torch.full((4,), 2.0))  # one 1 per column
+    assert torch.equal(z[2, 3:], torch.tensor([1.0, 0, 0, 0, 1, 0, 0, 0, 0, 0]))
+    assert adapter(x.double(), x_cat).dtype == torch.float64  # float64 predict path
+    out = model(x, x_cat)
+    assert out.shape == (4, 4) and bool(out.isfinite().all())
+
+
 def test_image_model_flattens():
     schema = FeatureSchema([f"p{i}" for i in range(64)], [], [], (1, 8, 8))
     model = build_model(ModelSpec(width=16, depth=2), schema, d_out=10)

@@ -132,6 +132,35 @@ def test_save_load_and_pickle_predict_identically(tmp_path) -> None:
         mlplab.load(tmp_path)
 
 
+def test_cat_encoding_defaults_per_arch_and_validation() -> None:
+    assert mlplab.TabMClassifier()._model_spec().cat_encoding == "onehot"  # TabM paper
+    assert mlplab.MLPRegressor(arch="tabm-mini")._model_spec().cat_encoding == "onehot"
+    assert mlplab.MLPClassifier()._model_spec().cat_encoding == "embedding"
+    assert mlplab.TabMRegressor(cat_encoding="embedding")._model_spec().cat_encoding == "embedding"
+    assert mlplab.MLPClassifier(cat_encoding="onehot")._model_spec().cat_encoding == "onehot"
+    X, y = frame(40)
+    with pytest.raises(mlplab.SpecError, match="cat_encoding: unknown 'one-hot'; choose None"):
+        mlplab.MLPClassifier(cat_encoding="one-hot", **FAST).fit(X, y)
+
+
+def test_onehot_categoricals_unseen_and_save_load(tmp_path) -> None:
+    X, y = frame()
+    clf = mlplab.MLPClassifier(cat_encoding="onehot", **FAST).fit(X, y)
+    assert clf.model_spec_.cat_encoding == "onehot"
+    assert clf.model_.adapter.feature_widths[-2:] == [4, 4]  # 3 categories + the unknown slot
+    assert clf.score(X, y) > 0.8
+    new = X.head(4).copy()
+    new["colour"] = ["purple", None, "red", "green"]  # unseen and missing -> the unknown slot
+    proba = clf.predict_proba(new)
+    assert proba.shape == (4, 2) and np.allclose(proba.sum(1), 1.0)
+    clf.save(tmp_path / "clf")
+    loaded = mlplab.load(tmp_path / "clf")
+    assert loaded.get_params() == clf.get_params() and loaded.cat_encoding == "onehot"
+    assert loaded.model_spec_.cat_encoding == "onehot"
+    np.testing.assert_array_equal(loaded.predict_proba(new), proba)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+
+
 def test_regressor_save_load(tmp_path) -> None:
     rng = np.random.default_rng(1)
     X = rng.normal(size=(100, 4))

@@ -36,13 +36,15 @@ def onnx_vs_torch(path, onnx_file, n: int = 33) -> tuple[np.ndarray, np.ndarray]
     return got, want
 
 
-def test_estimator_tabm_ple_with_categoricals(tmp_path) -> None:
+@pytest.mark.parametrize("cat_encoding", ["onehot", "embedding"])
+def test_estimator_tabm_ple_with_categoricals(tmp_path, cat_encoding: str) -> None:
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=120), "b": rng.normal(size=120),
                       "c": rng.choice(["x", "y", "z"], size=120)})
     y = np.where(X["a"] + (X["c"] == "x") > 0.5, "pos", "neg")
     clf = mlplab.TabMClassifier(k=4, d_block=16, num_embeddings="ple", max_epochs=3,
-                                random_state=0).fit(X, y)
+                                cat_encoding=cat_encoding, random_state=0).fit(X, y)
+    assert clf.model_spec_.cat_encoding == cat_encoding
     clf.save(tmp_path / "clf")
     out = export_onnx(tmp_path / "clf", tmp_path / "clf.onnx")
     got, want = onnx_vs_torch(tmp_path / "clf", out)

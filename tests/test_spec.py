@@ -59,6 +59,7 @@ def test_bad_block_names_field_and_lists_every_allowed_value():
     ("unit", "kan9", ["'linear'"]),
     ("lift", "fixed", ["'learned'", "'frozen'"]),
     ("adapter", "text", ["'auto'", "'tabular'", "'image'"]),
+    ("cat_encoding", "one-hot", ["'embedding'", "'onehot'"]),
 ])
 def test_bad_model_choice_lists_allowed(field: str, value: str, allowed: list[str]):
     with pytest.raises(SpecError) as err:
@@ -83,6 +84,13 @@ def test_bad_model_choice_lists_allowed(field: str, value: str, allowed: list[st
 def test_bad_values_name_the_field(section: str, field: str, value):
     with pytest.raises(SpecError, match=rf"^{section}\.{field}: "):
         parse_spec(spec_with(**{section: {field: value}}))
+
+
+def test_onehot_cat_encoding_has_no_embedding_dim():
+    assert parse_spec(spec_with(model={"cat_encoding": "onehot"})).model.cat_encoding == "onehot"
+    with pytest.raises(SpecError, match=r"^model: cat_embedding_dim needs model.cat_encoding = "
+                                        r"'embedding'"):
+        parse_spec(spec_with(model={"cat_encoding": "onehot", "cat_embedding_dim": 4}))
 
 
 def test_several_errors_are_all_reported_on_one_line():

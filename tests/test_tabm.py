@@ -82,6 +82,21 @@ def test_tabm_model_shapes_first_layer_random_rest_ones() -> None:
     assert isinstance(model.head, LinearEnsembleHead)
 
 
+@pytest.mark.parametrize("ensemble", ["tabm", "tabm-mini"])
+def test_tabm_onehot_categorical_is_one_scaling_chunk(ensemble: str) -> None:
+    # as in the official package: a one-hot column's whole width shares one random sign
+    torch.manual_seed(0)
+    model = build_model(tabm_spec(ensemble=ensemble, cat_encoding="onehot", k=16), SCHEMA,
+                        d_out=2)
+    assert model.adapter.feature_widths == [1, 1, 1, 5]
+    scaling = model.backbone.scale.weight if ensemble == "tabm-mini" else next(
+        m for m in model.modules() if isinstance(m, BatchEnsembleLinear)).r
+    assert scaling.shape == (16, 8)
+    assert bool((scaling[:, 3:] == scaling[:, 3:4]).all())
+    assert set(scaling.unique().tolist()) == {-1.0, 1.0}
+    assert model(torch.randn(5, 3), torch.randint(0, 5, (5, 1))).shape == (5, 16, 2)
+
+
 def test_tabm_members_differ_and_all_get_gradients() -> None:
     torch.manual_seed(0)
     model = build_model(tabm_spec(dropout=0.0), SCHEMA, d_out=1)

@@ -39,7 +39,8 @@ def build_adapter(spec: ModelSpec, schema: FeatureSchema) -> nn.Module:
             raise SpecError("model.num_embeddings needs the tabular adapter, not 'image'")
         return ImageAdapter(schema.image_shape)
     return TabularAdapter(schema.n_num, schema.cardinalities, embedding_dim=spec.cat_embedding_dim,
-                          num_embedding=build_num_embedding(spec, schema))
+                          num_embedding=build_num_embedding(spec, schema),
+                          cat_encoding=spec.cat_encoding)
 
 
 def build_model(spec: ModelSpec, schema: FeatureSchema, d_out: int) -> MLPModel:
@@ -58,8 +59,9 @@ def build_model(spec: ModelSpec, schema: FeatureSchema, d_out: int) -> MLPModel:
         unit=unit, unit_options=unit_options)
     if spec.ensemble == "none":
         return MLPModel(adapter, backbone, HEADS.get("linear")(spec.width, d_out))
-    # TabM: random-sign scaling of the first layer, normal when features are embedded; one
-    # value per input feature (its embedding's width is one chunk).
+    # TabM: random-sign scaling of the first layer, normal when numeric features are embedded;
+    # one value per input feature (its embedding's or one-hot vector's width is one chunk,
+    # as in the official package).
     init = "normal" if spec.num_embeddings != "none" else "random-signs"
     backbone = EnsembleBackbone(backbone, k=k, d_in=adapter.d_out, kind=spec.ensemble, init=init,
                                 chunks=getattr(adapter, "feature_widths", None))

@@ -84,6 +84,8 @@ class ModelSpec(Section):
     unit: str = "linear"
     unit_options: dict[str, Any] = Field(default_factory=dict)
     adapter: Literal["auto", "tabular", "image"] = "auto"
+    cat_encoding: Literal["embedding", "onehot"] = Field(
+        "embedding", description="categorical columns: learned embeddings, or one-hot (TabM paper)")
     cat_embedding_dim: int | None = Field(None, ge=1, description="default: min(16, 1 + card // 2)")
     ensemble: Literal["none", "tabm", "tabm-mini"] = Field(
         "none", description="TabM: k members sharing weights, outputs (batch, k, d_out)")
@@ -106,6 +108,9 @@ class ModelSpec(Section):
             raise ValueError("k > 1 needs model.ensemble = 'tabm' or 'tabm-mini'")
         if self.ensemble == "tabm" and self.unit != "linear":
             raise ValueError("ensemble = 'tabm' builds its own units; leave model.unit = 'linear'")
+        if self.cat_encoding == "onehot" and self.cat_embedding_dim is not None:
+            raise ValueError("cat_embedding_dim needs model.cat_encoding = 'embedding' "
+                             "(a one-hot column is cardinality + 1 wide)")
         return self
 
     @property

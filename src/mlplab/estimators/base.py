@@ -47,6 +47,7 @@ ARCHS: dict[str, tuple[str, str]] = {
     "tabm-mini": ("plain", "tabm-mini"),
 }
 NUM_EMBEDDINGS = (None, "none", "plr", "plr-lite", "ple")
+CAT_ENCODINGS = (None, "embedding", "onehot")  # None: one-hot for the TabM archs (TabM paper)
 PREDICT_BATCH = 4096
 
 
@@ -56,8 +57,9 @@ class _MLPBase(BaseEstimator):
     _kind: str = ""
 
     def __init__(self, *, arch: str = "mlp", n_blocks: int | None = None, d_block: int = 256,
-                 k: int | None = None, num_embeddings: str | None = None, dropout: float = 0.1,
-                 lr: float = 2e-3, weight_decay: float = 3e-4, batch_size: int = 256,
+                 k: int | None = None, num_embeddings: str | None = None,
+                 cat_encoding: str | None = None, dropout: float = 0.1, lr: float = 2e-3,
+                 weight_decay: float = 3e-4, batch_size: int = 256,
                  max_epochs: int = 100, patience: int | None = 16,
                  validation_fraction: float = 0.1, precision: str = "fp32",
                  random_state: int | np.random.RandomState | None = None, verbose: int = 0,
@@ -67,6 +69,7 @@ class _MLPBase(BaseEstimator):
         self.d_block = d_block
         self.k = k
         self.num_embeddings = num_embeddings
+        self.cat_encoding = cat_encoding
         self.dropout = dropout
         self.lr = lr
         self.weight_decay = weight_decay
@@ -88,7 +91,11 @@ class _MLPBase(BaseEstimator):
         if self.num_embeddings not in NUM_EMBEDDINGS:
             raise SpecError(f"num_embeddings: unknown {self.num_embeddings!r}; choose None, "
                             "'plr', 'plr-lite' or 'ple'")
+        if self.cat_encoding not in CAT_ENCODINGS:
+            raise SpecError(f"cat_encoding: unknown {self.cat_encoding!r}; choose None (the "
+                            "arch's default), 'embedding' or 'onehot'")
         block, ensemble = ARCHS[self.arch]
+        cat_encoding = self.cat_encoding or ("onehot" if ensemble != "none" else "embedding")
         embed = self.num_embeddings or "none"
         if ensemble == "none" and self.k is not None and self.k > 1:
             ensemble = "tabm"  # a BatchEnsemble of the chosen block family
@@ -97,7 +104,8 @@ class _MLPBase(BaseEstimator):
             return ModelSpec(block=block, width=self.d_block, depth=n_blocks,
                              activation="relu", norm="none" if block == "plain" else "layernorm",
                              dropout=self.dropout, ensemble=ensemble,
-                             k=None if ensemble == "none" else self.k, num_embeddings=embed)
+                             k=None if ensemble == "none" else self.k, num_embeddings=embed,
+                             cat_encoding=cat_encoding)
         except ValueError as err:
             raise SpecError(f"{type(self).__name__}: {err}") from None
 
@@ -310,18 +318,24 @@ def _all_numbers(values: np.ndarray) -> bool:
 
 
 class _TabMPreset:
-    """The TabM paper's defaults (k=32 BatchEnsemble members, d_block 512) for both presets."""
+    """The TabM paper's defaults for both presets: k=32 BatchEnsemble members, d_block 512.
+
+    Categorical columns are one-hot encoded, as in the paper, through the TabM archs' default
+    (`cat_encoding=None`).
+    """
 
     def __init__(self, *, arch: str = "tabm", n_blocks: int | None = None, d_block: int = 512,
-                 k: int | None = 32, num_embeddings: str | None = None, dropout: float = 0.1,
-                 lr: float = 2e-3, weight_decay: float = 3e-4, batch_size: int = 256,
+                 k: int | None = 32, num_embeddings: str | None = None,
+                 cat_encoding: str | None = None, dropout: float = 0.1, lr: float = 2e-3,
+                 weight_decay: float = 3e-4, batch_size: int = 256,
                  max_epochs: int = 100, patience: int | None = 16,
                  validation_fraction: float = 0.1, precision: str = "fp32",
                  random_state: int | np.random.RandomState | None = None, verbose: int = 0,
                  warm_start: bool = False) -> None:
         super().__init__(arch=arch, n_blocks=n_blocks, d_block=d_block, k=k,  # type: ignore[call-arg]
-                         num_embeddings=num_embeddings, dropout=dropout, lr=lr,
-                         weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
+                         num_embeddings=num_embeddings, cat_encoding=cat_encoding,
+                         dropout=dropout, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, max_epochs=max_epochs,
                          patience=patience, validation_fraction=validation_fraction,
                          precision=precision, random_state=random_state, verbose=verbose,
                          warm_start=warm_start)

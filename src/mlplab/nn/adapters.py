@@ -6,8 +6,11 @@ import math
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from mlplab.nn.registry import register_adapter
+
+CAT_ENCODINGS = ("embedding", "onehot")
 
 
 def default_embedding_dim(cardinality: int) -> int:
@@ -17,21 +20,34 @@ def default_embedding_dim(cardinality: int) -> int:
 
 @register_adapter("tabular")
 class TabularAdapter(nn.Module):
-    """Numeric features pass through; each categorical column gets a learned embedding.
+    """Numeric features pass through; each categorical column is embedded or one-hot encoded.
 
-    Category index 0 is the "unknown/missing" slot, so an embedding table has
-    `cardinality + 1` rows. An optional `num_embedding` (PLR/PLE, `mlplab.nn.num_embeddings`)
-    maps the numeric features first; `feature_widths` lists each feature's output width.
+    Category index 0 is the "unknown/missing" slot, so a column of cardinality `c` has
+    `c + 1` categories: `cat_encoding="embedding"` gives it a learned `(c + 1, d)` table,
+    `"onehot"` a `c + 1`-wide one-hot vector (the TabM paper's encoding; the unknown slot is
+    kept, so categories unseen in training still map somewhere). An optional `num_embedding`
+    (PLR/PLE, `mlplab.nn.num_embeddings`) maps the numeric features first; `feature_widths`
+    lists each feature's output width, numeric features first.
     Shapes: `x_num (batch, n_num)`, `x_cat (batch, n_cat) int64`
     `-> (batch, sum(feature_widths))`.
     """
 
     def __init__(self, n_num: int, cardinalities: list[int], *,
-                 embedding_dim: int | None = None, num_embedding: nn.Module | None = None) -> None:
+                 embedding_dim: int | None = None, num_embedding: nn.Module | None = None,
+                 cat_encoding: str = "embedding") -> None:
         super().__init__()
+        if cat_encoding not in CAT_ENCODINGS:
+            raise ValueError(f"cat_encoding must be one of {CAT_ENCODINGS}, not {cat_encoding!r}")
         self.n_num = n_num
-        dims = [embedding_dim or default_embedding_dim(c) for c in cardinalities]
-        self.embeddings = nn.ModuleList(nn.Embedding(c + 1, d) for c, d in zip(cardinalities, dims, strict=True))
+        self.cat_encoding = cat_encoding
+        self.sizes = [c + 1 for c in cardinalities]  # + the unknown slot
+        if cat_encoding == "onehot":
+            dims = list(self.sizes)
+            self.embeddings = nn.ModuleList()
+        else:
+            dims = [embedding_dim or default_embedding_dim(c) for c in cardinalities]
+            self.embeddings = nn.ModuleList(nn.Embedding(n, d) for n, d in zip(self.sizes, dims,
+                                                                               strict=True))
         self.num_embedding = num_embedding
         d_num = getattr(num_embedding, "d_embedding", 1)
         self.feature_widths = [d_num] * n_num + dims
@@ -41,11 +57,14 @@ class TabularAdapter(nn.Module):
         x_num = x_num.flatten(1)  # image-shaped input with adapter = "tabular": one row each
         if self.num_embedding is not None and self.n_num:
             x_num = self.num_embedding(x_num)
-        if not self.embeddings:
+        if not self.sizes:
             return x_num
         assert x_cat is not None, "this model has categorical features: pass x_cat"
-        parts = [x_num] + [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
-        return torch.cat(parts, dim=-1)
+        if self.cat_encoding == "onehot":
+            cats = [F.one_hot(x_cat[:, i], n).to(x_num.dtype) for i, n in enumerate(self.sizes)]
+        else:
+            cats = [emb(x_cat[:, i]) for i, emb in enumerate(self.embeddings)]
+        return torch.cat([x_num, *cats], dim=-1)
 
 
 @register_adapter("image")
