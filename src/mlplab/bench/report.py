@@ -56,10 +56,11 @@ def render(results: dict[str, Any]) -> str:
              f"Command: `{env['command']}` — {env['date']}, torch {env['torch']}, "
              f"{env['threads']} threads, {env['cpu']}.",
              f"Machine load (1-min average) before / after: {env['load_before']:.2f} / "
-             f"{env['load_after']:.2f} on {env['cores']} cores"
+             f"{env['load_after']:.2f} on {env['cores']} cores (the figure after includes this "
+             "benchmark's own threads)"
              + (" — **the machine was shared with other jobs while this ran; absolute numbers "
                 "are noisy, ratios within a row were measured back to back.**"
-                if max(env["load_before"], env["load_after"]) > 0.5 else "."),
+                if env["load_before"] > 0.5 else "; the machine was otherwise idle."),
              f"Total benchmark time: {env['seconds']:.0f} s.", "",
              "### Matmul peak (2048 x 2048 x 2048)", "",
              "Measured at the start and at the end of the run; the better of the two counts.",
