@@ -34,6 +34,7 @@ from mlplab.data.dataset import is_categorical
 from mlplab.data.frame import dataset_from_frame
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import DataError, SpecError
+from mlplab.nn.adapters import CAT_ENCODINGS as ADAPTER_CAT_ENCODINGS
 from mlplab.spec import ModelSpec, TrainSpec
 from mlplab.tasks import Task, make_task, predict_batches
 from mlplab.train.trainer import Trainer
@@ -47,7 +48,7 @@ ARCHS: dict[str, tuple[str, str]] = {
     "tabm-mini": ("plain", "tabm-mini"),
 }
 NUM_EMBEDDINGS = (None, "none", "plr", "plr-lite", "ple")
-CAT_ENCODINGS = (None, "embedding", "onehot")  # None: one-hot for the TabM archs (TabM paper)
+CAT_ENCODINGS = (None, *ADAPTER_CAT_ENCODINGS)  # None: one-hot for the TabM archs (TabM paper)
 PREDICT_BATCH = 4096
 
 

@@ -161,11 +161,9 @@ class Trainer:
                                   train.w[idx] if train.w is not None else None)
             value = loss.item()
             if not math.isfinite(value):
-                raise TrainingError(
+                raise self._diverged(
                     f"the training loss became {value} at epoch {self.state.epoch + 1}, "
-                    f"step {self.state.step + 1}; lower train.lr or check the data"
-                    + (f" (the last good checkpoint is kept in {self.run_dir})"
-                       if self.run_dir else ""))
+                    f"step {self.state.step + 1}; lower train.lr or check the data")
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if self.spec.grad_clip is not None:
@@ -181,11 +179,14 @@ class Trainer:
         such weights reach a checkpoint (one fused norm over all parameters per epoch)."""
         norm = float(torch.nn.utils.get_total_norm(self.params)) if self.params else 0.0
         if not math.isfinite(norm):
-            raise TrainingError(
+            raise self._diverged(
                 f"the model weights became non-finite during epoch {self.state.epoch + 1} "
-                "(a NaN/inf gradient); lower train.lr, set train.grad_clip or check the data"
-                + (f" (the last good checkpoint is kept in {self.run_dir})"
-                   if self.run_dir else ""))
+                "(a NaN/inf gradient); lower train.lr, set train.grad_clip or check the data")
+
+    def _diverged(self, message: str) -> TrainingError:
+        """The error for a run that went non-finite; it names the checkpoint that survives."""
+        where = f" (the last good checkpoint is kept in {self.run_dir})" if self.run_dir else ""
+        return TrainingError(message + where)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return speed.autocast(self.spec.precision)
