@@ -22,6 +22,13 @@ def _as_float(frame: pd.DataFrame, col: str) -> np.ndarray:
     return np.asarray(values, dtype=np.float64)
 
 
+def _overflow(col: str, values: np.ndarray, what: str) -> DataError:
+    """The error for a column whose finite values are too large to standardise in float32."""
+    biggest = float(np.nanmax(np.abs(values))) if values.size else 0.0
+    return DataError(f"column {col!r} holds values too large to standardise (largest magnitude "
+                     f"{biggest:.3g}: {what}); rescale the column (other units, a log) or drop it")
+
+
 def _as_labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Category values as strings, plus a mask of missing entries."""
     missing = np.asarray(series.isna())
@@ -49,9 +56,12 @@ class FeaturePreprocessor:
             finite = values[~np.isnan(values)]
             median = float(np.median(finite)) if finite.size else 0.0
             filled = np.where(np.isnan(values), median, values)
-            std = float(filled.std())
+            with np.errstate(over="ignore", invalid="ignore"):
+                mean, std = float(filled.mean()), float(filled.std())
+            if not (np.isfinite(mean) and np.isfinite(std)):
+                raise _overflow(col, finite, "its mean or standard deviation overflows")
             self.medians.append(median)
-            self.means.append(float(filled.mean()))
+            self.means.append(mean)
             self.stds.append(std if std > 1e-12 else 1.0)
             if finite.size < values.size:
                 self.indicators.append(col)
@@ -78,7 +88,12 @@ class FeaturePreprocessor:
             if np.isinf(values).any():
                 raise DataError(f"column {col!r} holds infinite values; replace or drop them")
             values = np.where(np.isnan(values), self.medians[j], values)
-            num[:, j] = (values - self.means[j]) / self.stds[j]
+            with np.errstate(over="ignore", invalid="ignore"):
+                num[:, j] = (values - self.means[j]) / self.stds[j]
+            if not np.isfinite(num[:, j]).all():
+                raise _overflow(col, values, f"standardised with the training mean "
+                                             f"{self.means[j]:.3g} and std {self.stds[j]:.3g} it "
+                                             "overflows float32")
         for j, col in enumerate(self.indicators):
             num[:, len(self.numeric) + j] = np.isnan(_as_float(frame, col))
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
