@@ -59,3 +59,19 @@ def test_solver_uses_few_measurements():
     solved = solve_width(measure, 1e6, max_width=10_000)
     assert abs(solved.params - 1e6) <= 0.05e6
     assert len(set(calls)) <= 25
+
+
+@pytest.mark.parametrize("bins,method", [(4, "quantile"), (16, "quantile"), (8, "tree")])
+def test_ple_models_are_measured_with_their_own_bins(bins, method):
+    """The meter fits PLE edges as `mlplab.train` does, separately per ple_bins/ple_method."""
+    from mlplab.run import _prepare
+
+    base = {"data": {"source": "sklearn:diabetes"},
+            "model": {"depth": 1, "width": 32, "num_embeddings": "ple", "ensemble": "tabm", "k": 4}}
+    meter = ModelMeter(mlplab.parse_spec(base))
+    plain = meter.measure(mlplab.parse_spec(base))  # 48 quantile bins, fitted first
+    spec = mlplab.parse_spec({**base, "model": {**base["model"], "ple_bins": bins,
+                                                "ple_method": method}})
+    counts = meter.measure(spec)
+    assert counts == _prepare(spec)[3]  # what the trained model will count
+    assert counts["params"] < plain["params"]

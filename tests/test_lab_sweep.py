@@ -223,3 +223,19 @@ def test_sigterm_releases_claims_and_the_rerun_finishes(tmp_path):
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert store.status_counts(1) == {"done": 4}
     assert done_events(db) == {r["id"]: 1 for r in store.trials(1)}
+
+
+def test_tabm_with_ple_embeddings_plans_and_runs(tmp_path):
+    # planning fits PLE bins on the training rows, per ple_bins value, as mlplab.train does
+    spec = tiny_sweep(name="ple", data={"source": "sklearn:diabetes", "max_rows": None},
+                      model={"depth": 1, "ensemble": "tabm", "k": 4, "num_embeddings": "ple"},
+                      axes={"model.block": ["standard"], "model.ple_bins": [4, 16]}, budget={"params": [2e4]}, seeds=[0],
+                      train={"epochs": 1})
+    result = mlplab.sweep(spec, out=tmp_path / "p", workers=0)
+    assert result.counts == {"done": 2}
+    rows = Store(tmp_path / "p" / "lab.sqlite").trials(1)
+    for row in rows:  # `params` is what mlplab.train counted on the trained model
+        assert abs(row["params"] - 2e4) <= 0.05 * 2e4
+        assert row["metrics"]["test"]["rmse"] > 0
+    width = {r["spec"]["model"]["ple_bins"]: r["spec"]["model"]["width"] for r in rows}
+    assert width[4] > width[16]  # fewer bins leave more of the budget to the backbone

@@ -65,15 +65,22 @@ def compute_bins(x: np.ndarray, n_bins: int = 48, *, method: str = "quantile",
     return [quantile_bins(col, n_bins) for col in x.T]
 
 
-def fit_bins(data: Dataset, model_spec: ModelSpec, *, seed: int = 0) -> None:
-    """Store PLE bin edges in `data.schema.bins` when `model_spec.num_embeddings == "ple"`.
+def ple_bins(data: Dataset, model_spec: ModelSpec, *, seed: int = 0) -> list[list[float]] | None:
+    """The PLE bin edges `model_spec` needs on `data` (None without PLE or numeric features).
 
     Fitted on the preprocessed training features `data.train.x (n, n_num)` (tree bins also
-    on the encoded training target).
+    on the encoded training target), with `model_spec.ple_bins` and `ple_method`.
     """
     if model_spec.num_embeddings != "ple" or data.schema.n_num == 0:
-        return
-    data.schema.bins = compute_bins(
+        return None
+    return compute_bins(
         data.train.x.reshape(len(data.train), -1).numpy(), model_spec.ple_bins,
         method=model_spec.ple_method, y=data.train.y.numpy(),
         regression=data.target.kind == "regression", seed=seed)
+
+
+def fit_bins(data: Dataset, model_spec: ModelSpec, *, seed: int = 0) -> None:
+    """Store `ple_bins(data, model_spec)` in `data.schema.bins` when the model uses PLE."""
+    bins = ple_bins(data, model_spec, seed=seed)
+    if bins is not None:
+        data.schema.bins = bins

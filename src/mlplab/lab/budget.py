@@ -8,6 +8,7 @@ at most once each.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Callable
@@ -17,9 +18,10 @@ import torch
 
 from mlplab.build import build_model
 from mlplab.count import count
-from mlplab.data.dataset import Dataset, build_dataset
+from mlplab.data.bins import ple_bins
+from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
 from mlplab.errors import SpecError
-from mlplab.spec import RunSpec
+from mlplab.spec import ModelSpec, RunSpec
 from mlplab.tasks import make_task
 
 
@@ -37,18 +39,30 @@ class ModelMeter:
     """Builds models for one data spec and measures them: `measure(spec) -> counts`.
 
     The dataset is built once (the first spec's data, task and seed); every measured spec
-    must share them. Example batch: up to 64 training rows.
+    must share them. Example batch: up to 64 training rows. PLE bin edges are fitted on the
+    training rows as `mlplab.train` fits them, once per (`ple_bins`, `ple_method`).
     """
 
     def __init__(self, spec: RunSpec) -> None:
         self.data: Dataset = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+        self.seed = spec.seed
         self.task = make_task(self.data.target.kind, self.data.target,
                               label_smoothing=spec.task.label_smoothing)
         self.batch = self.data.train.inputs(slice(0, min(64, len(self.data.train))))
+        self._bins: dict[tuple[int, str], list[list[float]] | None] = {}
+
+    def schema(self, model: ModelSpec) -> FeatureSchema:
+        """The data's schema, with the bin edges `model` needs when it uses PLE."""
+        if model.num_embeddings != "ple":
+            return self.data.schema
+        key = (model.ple_bins, model.ple_method)
+        if key not in self._bins:
+            self._bins[key] = ple_bins(self.data, model, seed=self.seed)
+        return dataclasses.replace(self.data.schema, bins=self._bins[key])
 
     def measure(self, spec: RunSpec) -> dict[str, int]:
         with torch.random.fork_rng():
-            model = build_model(spec.model, self.data.schema, self.task.d_out)
+            model = build_model(spec.model, self.schema(spec.model), self.task.d_out)
         return count(model, self.batch)
 
 
