@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,44 @@ def test_two_machines_one_postgres_store(postgres_url, tmp_path):
     assert run(["report", postgres_url, "--name", "pg", "--out", str(tmp_path / "rep")]) == 0
     assert (tmp_path / "rep" / "report.html").read_text().count("data:image/png;base64,") >= 4
     assert run(["compare", postgres_url]) == 0  # the store holds one sweep: no --name needed
+
+
+def test_leases_follow_the_database_clock(postgres_url, monkeypatch):
+    """Machines with skewed clocks: an hour-slow one still holds a live lease in database time,
+    and an hour-fast one can neither see it as expired nor take it."""
+    import types
+
+    import psycopg
+
+    from mlplab.lab import store as store_mod
+    from mlplab.lab.worker import ROW_COLUMNS, claimable
+
+    base = postgres_url.rsplit("/", 1)[0]
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE clock")
+    store = Store(f"{base}/clock")
+    try:
+        sweep_id = store.ensure_sweep("clock", {"name": "clock"}, {})
+        store.add_trials(sweep_id, [{"key": "run/a/-/seed=0", "kind": "run", "family": "a",
+                                     "family_values": {}, "budget": None, "seed": 0}])
+
+        def skew(seconds: float) -> None:
+            clock = types.SimpleNamespace(time=lambda: time.time() + seconds, sleep=time.sleep)
+            monkeypatch.setattr(store_mod, "time", clock)
+
+        skew(-3600)  # the claiming machine is an hour slow
+        (row,) = store.trials(sweep_id, *ROW_COLUMNS)
+        token = store.try_claim(row, "slow:1", 60)
+        assert token is not None
+        (held,) = store.trials(sweep_id, *ROW_COLUMNS)
+        assert held["lease_until"] > store.now() + 30  # 60 s from the database's now
+        assert store.heartbeat(held["id"], token, 60)
+        (held,) = store.trials(sweep_id, *ROW_COLUMNS)
+        assert held["lease_until"] > store.now() + 30
+        skew(+3600)  # another machine is an hour fast: by its own clock the lease ran out
+        assert store_mod.is_expired(held, store_mod.time.time())
+        assert claimable([held], store.now()) == []
+        assert store.try_claim(held, "fast:2", 60) is None
+        assert [e["kind"] for e in store.events(sweep_id)] == ["claimed"]
+    finally:
+        store.close()

@@ -15,3 +15,7 @@ class DataError(MlplabError, ValueError):
 
 class TrainingError(MlplabError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
+
+
+class TrainingStopped(TrainingError):
+    """The trainer's `stop` hook asked it to stop (e.g. a sweep worker lost its claim)."""

@@ -9,6 +9,7 @@ directory is created, so bad input leaves nothing on disk.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -90,11 +91,13 @@ def model_record(spec: RunSpec, data: Dataset, d_out: int) -> dict[str, Any]:
 
 
 def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
-          resume: bool = False, quiet: bool = True) -> RunResult:
+          resume: bool = False, quiet: bool = True,
+          stop: Callable[[], bool] | None = None) -> RunResult:
     """Train one run. With `out`, write a run directory there (resumable after a kill).
 
     `resume=True` continues the run in `out` from its latest checkpoint; the resumed run
-    ends with exactly the metrics an uninterrupted run gets.
+    ends with exactly the metrics an uninterrupted run gets. `stop()` is polled after each
+    epoch: True raises `TrainingStopped` before that epoch's checkpoint is written.
     """
     spec = parse_spec(spec)
     run_dir = Path(out) if out is not None else None
@@ -105,7 +108,7 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
                         "use --resume to continue it or choose another --out")
     data, task, model, counts = _prepare(spec)
     trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
-                      quiet=quiet, flops_per_sample=counts["flops_per_sample"])
+                      quiet=quiet, flops_per_sample=counts["flops_per_sample"], stop=stop)
     if run_dir is not None:
         if not resume:
             run_dir.mkdir(parents=True, exist_ok=True)

@@ -32,8 +32,10 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    cast,
     create_engine,
     event,
+    extract,
     func,
     insert,
     select,
@@ -180,6 +182,18 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def now(self, conn: Connection | None = None) -> float:
+        """Seconds since the epoch for leases: the database's clock on PostgreSQL (one clock
+        for every machine, so a skewed machine cannot expire a live lease), this machine's
+        clock on SQLite (one machine)."""
+        if self.engine.dialect.name != "postgresql":
+            return time.time()
+        query = select(cast(extract("epoch", func.now()), Float))
+        if conn is not None:
+            return float(conn.scalar(query))
+        with self.read() as c:
+            return float(c.scalar(query))
+
     # -- sweeps ---------------------------------------------------------------------------
 
     def sweep_names(self) -> list[str]:
@@ -239,12 +253,21 @@ class Store:
         return [dict(r) for r in rows]
 
     def try_claim(self, row: dict[str, Any], worker: str, lease_seconds: float) -> str | None:
-        """Atomically take `row` (as read, with its token); the new token, or None if lost."""
-        token, now = _token(), time.time()
+        """Atomically take `row` (as read, with its token); the new token, or None if lost.
+
+        A running row is only taken when its lease ran out by `now()` (the database's clock
+        on PostgreSQL), or when its process on this host is gone and has not beaten since.
+        """
+        token = _token()
+        where = [trials.c.id == row["id"], trials.c.token == row["token"],
+                 trials.c.status.in_(CLAIMABLE)]
         with self.engine.begin() as conn:
+            now = self.now(conn)
+            if row["status"] == "running":
+                where.append(trials.c.lease_until == row["lease_until"] if _process_gone(row)
+                             else trials.c.lease_until < now)
             result = conn.execute(
-                update(trials).where(trials.c.id == row["id"], trials.c.token == row["token"],
-                                     trials.c.status.in_(CLAIMABLE))
+                update(trials).where(*where)
                 .values(status="running", token=token, worker=worker,
                         host=socket.gethostname(), pid=os.getpid(), lease_until=now + lease_seconds,
                         heartbeat_at=now, started_at=now, attempts=trials.c.attempts + 1,
@@ -259,8 +282,8 @@ class Store:
 
     def heartbeat(self, trial_id: int, token: str, lease_seconds: float) -> bool:
         """Extend the lease; False when the claim was lost (another worker took the trial)."""
-        now = time.time()
         with self.engine.begin() as conn:
+            now = self.now(conn)
             result = conn.execute(update(trials).where(trials.c.id == trial_id,
                                                        trials.c.token == token)
                                   .values(heartbeat_at=now, lease_until=now + lease_seconds))
@@ -276,8 +299,8 @@ class Store:
     def finish(self, trial_id: int, token: str, worker: str, *, status: str, detail: str | None = None,
                **values: Any) -> bool:
         """Record a result (`status` done/failed) and log the event, only if we hold the claim."""
-        now = time.time()
         with self.engine.begin() as conn:
+            now = self.now(conn)
             result = conn.execute(update(trials).where(trials.c.id == trial_id,
                                                        trials.c.token == token)
                                   .values(status=status, token=_token(), finished_at=now,
@@ -296,7 +319,18 @@ class Store:
                                   .values(status="pending", token=_token(), lease_until=None))
             if result.rowcount == 1:
                 conn.execute(insert(events).values(trial_id=trial_id, kind="released",
-                                                   worker=worker, at=time.time()))
+                                                   worker=worker, at=self.now(conn)))
+
+    def log_event(self, trial_id: int, kind: str, worker: str, detail: str | None = None) -> None:
+        """Append to the event log without touching the trial (e.g. `lost`: a claim taken over)."""
+        with self.engine.begin() as conn:
+            conn.execute(insert(events).values(trial_id=trial_id, kind=kind, worker=worker,
+                                               at=self.now(conn), detail=detail))
+
+    def holder(self, trial_id: int) -> str | None:
+        """The worker that holds (or last held) a trial's claim."""
+        with self.read() as conn:
+            return conn.scalar(select(trials.c.worker).where(trials.c.id == trial_id))
 
     def requeue_failed(self, sweep_id: int) -> int:
         with self.engine.begin() as conn:
@@ -345,11 +379,17 @@ def is_expired(row: dict[str, Any], now: float | None = None) -> bool:
     now = time.time() if now is None else now
     if row["lease_until"] is not None and row["lease_until"] < now:
         return True
-    if row["host"] == socket.gethostname() and row["pid"] and row["pid"] != os.getpid():
-        try:
-            os.kill(row["pid"], 0)
-        except ProcessLookupError:
-            return True
-        except PermissionError:
-            return False
+    return _process_gone(row)
+
+
+def _process_gone(row: dict[str, Any]) -> bool:
+    """The row's worker process ran on this host (another process) and no longer exists."""
+    if row["host"] != socket.gethostname() or not row["pid"] or row["pid"] == os.getpid():
+        return False
+    try:
+        os.kill(row["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
     return False

@@ -2,8 +2,10 @@
 
 Claims are leases kept alive by a heartbeat thread. A worker that dies mid-trial stops
 beating; once its lease expires (or, on the same host, once its process is gone) another
-worker reclaims the trial and resumes it from its last epoch checkpoint. Failures are
-recorded with their error text and never stop the sweep.
+worker reclaims the trial and resumes it from its last epoch checkpoint. A worker whose
+claim was taken over (its heartbeat finds another token) stops training after the current
+epoch, records nothing and logs a `lost` event. Failures are recorded with their error text
+and never stop the sweep.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from mlplab.errors import MlplabError
+from mlplab.errors import MlplabError, TrainingStopped
 from mlplab.lab import search
 from mlplab.lab.budget import Meters
 from mlplab.lab.plan import trial_spec
@@ -31,19 +33,20 @@ ROW_COLUMNS = ("id", "key", "kind", "family", "family_values", "budget", "seed",
 
 
 class Heartbeat(threading.Thread):
-    """Renews a claim's lease every `lease / 4` seconds until stopped."""
+    """Renews a claim's lease every `lease / 4` seconds until stopped; sets `lost` (and stops
+    beating) once another worker has taken the claim over."""
 
     def __init__(self, store: Store, trial_id: int, token: str, lease: float) -> None:
         super().__init__(daemon=True)
         self.store, self.trial_id, self.token, self.lease = store, trial_id, token, lease
         self.stopped = threading.Event()
-        self.lost = False
+        self.lost = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.lease / 4):
             try:
                 if not self.store.heartbeat(self.trial_id, self.token, self.lease):
-                    self.lost = True
+                    self.lost.set()
                     return
             except Exception:  # a transient database error: try again next beat
                 continue
@@ -88,11 +91,10 @@ class Worker:
             rows = self.store.trials(self.sweep_id, *ROW_COLUMNS)
             if all(r["status"] in FINISHED for r in rows):
                 return done
-            for row in claimable(rows, time.time()):
+            for row in claimable(rows, self.store.now()):
                 token = self.store.try_claim(row, self.me, self.lease)
                 if token is not None:
-                    self.execute(row, token)
-                    done += 1
+                    done += self.execute(row, token)
                     break
             else:
                 time.sleep(self.poll)
@@ -127,7 +129,12 @@ class Worker:
         slug = row["key"].replace("/", "_").replace("=", "").replace(" ", "-")
         return self.out / "trials" / f"{row['id']:05d}-{slug}"
 
-    def execute(self, row: dict[str, Any], token: str) -> None:
+    def execute(self, row: dict[str, Any], token: str) -> bool:
+        """Run one claimed trial; True when its result (done or failed) was recorded.
+
+        When the heartbeat finds the claim taken over, training stops after its current
+        epoch (before that epoch's checkpoint), nothing is recorded, and a `lost` event says why.
+        """
         import mlplab
 
         beat = Heartbeat(self.store, row["id"], token, self.lease)
@@ -140,7 +147,10 @@ class Worker:
             resume = _same_spec(run_dir, spec)
             if run_dir.exists() and not resume:
                 shutil.rmtree(run_dir)
-            result = mlplab.train(spec, out=run_dir, resume=resume, quiet=True)
+            result = mlplab.train(spec, out=run_dir, resume=resume, quiet=True,
+                                  stop=beat.lost.is_set)
+            if not self.store.heartbeat(row["id"], token, self.lease):
+                raise TrainingStopped(f"training finished after epoch {result.epochs}")
             if not self.spec.execution.keep_checkpoints:
                 shutil.rmtree(run_dir / "checkpoint", ignore_errors=True)
             summary = result.summary()
@@ -148,17 +158,27 @@ class Worker:
             value = metrics["val"].get(self.info["monitor"])
             if row["kind"] == "search":
                 search.tell(self.store.url, self._study(row), row["optuna_trial"], value)
-            self.store.finish(
-                row["id"], token, self.me, status="done", params=result.counts["params"],
-                trainable_params=result.counts["trainable_params"],
-                flops=result.counts["flops_per_sample"], metrics=metrics, curves=result.curves,
-                timings={**result.timings, "best_epoch": result.best_epoch,
-                         "epochs": result.epochs}, wall_seconds=time.time() - started,
-                run_dir=str(run_dir))
+            if self.store.finish(
+                    row["id"], token, self.me, status="done", params=result.counts["params"],
+                    trainable_params=result.counts["trainable_params"],
+                    flops=result.counts["flops_per_sample"], metrics=metrics,
+                    curves=result.curves, timings={**result.timings,
+                                                   "best_epoch": result.best_epoch,
+                                                   "epochs": result.epochs},
+                    wall_seconds=time.time() - started, run_dir=str(run_dir)):
+                return True
+            self._lost(row, "training finished")
+            return False
+        except TrainingStopped as err:
+            self._lost(row, str(err))
+            return False
         except KeyboardInterrupt:
             self.store.release(row["id"], token, self.me)
             raise
         except Exception as err:  # recorded, never fatal to the sweep
+            if beat.lost.is_set():  # not ours to record any more
+                self._lost(row, f"training failed ({type(err).__name__})")
+                return False
             text = f"{type(err).__name__}: {err}"
             if not isinstance(err, MlplabError):
                 text += "\n" + "".join(traceback.format_exception(err)[-3:])
@@ -167,10 +187,16 @@ class Worker:
                     search.tell(self.store.url, self._study(row), row["optuna_trial"], None)
                 except Exception:
                     pass
-            self.store.finish(row["id"], token, self.me, status="failed", error=text,
-                              wall_seconds=time.time() - started, detail=str(err)[:200])
+            return self.store.finish(row["id"], token, self.me, status="failed", error=text,
+                                     wall_seconds=time.time() - started, detail=str(err)[:200])
         finally:
             beat.stop()
+
+    def _lost(self, row: dict[str, Any], what: str) -> None:
+        """Log (event `lost`) that this worker gave up a trial whose claim another one took."""
+        self.store.log_event(row["id"], "lost", self.me,
+                             f"{what}: the claim had been taken over by "
+                             f"{self.store.holder(row['id'])}; no result recorded")
 
 
 def _same_spec(run_dir: Path, spec: RunSpec) -> bool:

@@ -13,6 +13,7 @@ import contextlib
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from safetensors.torch import save
 from torch import Tensor, nn
 
 from mlplab.data.dataset import Dataset, Split
-from mlplab.errors import TrainingError
+from mlplab.errors import TrainingError, TrainingStopped
 from mlplab.spec import TrainSpec
 from mlplab.tasks import Task, predict_batches
 from mlplab.train import checkpoint as ckpt
@@ -70,15 +71,18 @@ class Trainer:
 
     `flops_per_sample` (forward) turns throughput into achieved GFLOP/s (x3 for training).
     With `run_dir`, every epoch is checkpointed and `resume()` continues a killed run.
+    `stop()`, when given, is polled after every epoch, before its checkpoint: True raises
+    `TrainingStopped` and nothing more is written.
     """
 
     def __init__(self, model: nn.Module, task: Task, data: Dataset, spec: TrainSpec, *,
                  seed: int = 0, run_dir: str | Path | None = None, quiet: bool = False,
-                 flops_per_sample: int = 0) -> None:
+                 flops_per_sample: int = 0, stop: Callable[[], bool] | None = None) -> None:
         self.model, self.task, self.data, self.spec = model, task, data, spec
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
         self.flops_per_sample = flops_per_sample
+        self.stop = stop
         self.monitor = task.check_monitor(spec.monitor)
         self.higher = task.higher_is_better[self.monitor]
         self.optimizer = make_optimizer(model, spec)
@@ -231,6 +235,8 @@ class Trainer:
                     "epoch": self.state.epoch, "train_loss": train_loss,
                     **{f"val_{k}": v for k, v in val.items()},
                     "lr": self.optimizer.param_groups[0]["lr"], "seconds": t1 - t0})
+                if self.stop is not None and self.stop():
+                    raise TrainingStopped(f"training was stopped after epoch {self.state.epoch}")
                 self._save_checkpoint(improved)
                 progress.epoch_done(self.state.epoch, train_loss, value)
         self.model.load_state_dict(self.best_weights)
