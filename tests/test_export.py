@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 
 import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
 import torch
-from conftest import mlplab_executable
+from conftest import TINY_SPEC, merge, mlplab_executable
 
 import mlplab
 from mlplab.data.dataset import FeatureSchema
-from mlplab.export import export_onnx, load_predictor
+from mlplab.export import OnnxPredictor, export_onnx, load_predictor, onnx_inputs, predict_onnx
 
 TOL = 1e-5
 
@@ -52,11 +53,11 @@ def test_estimator_tabm_ple_with_categoricals(tmp_path, cat_encoding: str) -> No
     assert np.abs(got - want).max() <= TOL
     meta = json.loads((tmp_path / "clf.onnx.json").read_text())
     assert meta["inputs"] == ["x_num", "x_cat"] and meta["target"]["classes"] == ["neg", "pos"]
-    # the ONNX graph on preprocessed rows reproduces predict_proba
-    num, cat = clf.features_.transform(X.head(5))
+    # the ONNX graph on rows preprocessed by onnx_inputs reproduces predict_proba
     session = ort.InferenceSession(str(out))
-    proba = session.run(None, {"x_num": num, "x_cat": cat})[0]
+    proba = session.run(None, onnx_inputs(X.head(5), tmp_path / "clf.onnx.json"))[0]
     assert np.abs(proba - clf.predict_proba(X.head(5))).max() <= TOL
+    assert np.array_equal(OnnxPredictor(out).predict(X), clf.predict(X))
 
 
 def test_estimator_regressor_plr(tmp_path) -> None:
@@ -95,3 +96,36 @@ def test_cli_export_errors(tmp_path) -> None:
     assert proc.stderr.startswith("error: ") and "Traceback" not in proc.stderr
     with pytest.raises(mlplab.SpecError, match=".onnx"):
         export_onnx(tmp_path, tmp_path / "x.txt")
+
+
+@pytest.mark.parametrize("data", [{"source": "sklearn:wine"},
+                                  {"source": "sklearn:diabetes", "target_transform": "log"}])
+def test_onnx_on_raw_rows_matches_loaded_run(tmp_path, data: dict) -> None:
+    """From raw rows to labels/values with no hand-written preprocessing; a log target comes
+    back in the target's units from both."""
+    mlplab.train(merge(TINY_SPEC, {"data": data}), out=tmp_path / "run")
+    export_onnx(tmp_path / "run", tmp_path / "m.onnx")
+    run = mlplab.load_run(tmp_path / "run")
+    frame = _raw_frame(data["source"])
+    got, want = predict_onnx(tmp_path / "m.onnx", frame), run.predict(frame)
+    if run.target.kind == "classification":
+        assert np.array_equal(got, want)
+        diff = OnnxPredictor(tmp_path / "m.onnx").predict_proba(frame) - run.predict_proba(frame)
+        assert np.abs(diff.to_numpy()).max() <= 1e-4
+    else:
+        assert np.allclose(got, want, rtol=1e-4, atol=0)
+        assert np.allclose(got, np.exp(run.predict(frame, raw=True)), rtol=1e-4)
+
+
+def _raw_frame(source: str) -> pd.DataFrame:
+    from mlplab.data.sources import load_source
+
+    return load_source(source).frame.sample(40, random_state=0)
+
+
+def test_onnx_predictor_without_onnxruntime_is_one_clear_error(tmp_path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import raises ImportError
+    with pytest.raises(mlplab.MlplabError, match="pip install onnxruntime"):
+        OnnxPredictor(tmp_path / "m.onnx")
+    with pytest.raises(mlplab.SpecError, match="does not exist"):
+        onnx_inputs(pd.DataFrame({"a": [1.0]}), tmp_path / "m.onnx.json")

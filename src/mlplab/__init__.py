@@ -7,13 +7,13 @@ from mlplab.data import build_dataset
 from mlplab.errors import DataError, MlplabError, SpecError, TrainingError
 from mlplab.estimators import MLPClassifier, MLPRegressor, TabMClassifier, TabMRegressor, load
 from mlplab.infer import predict
-from mlplab.run import RunResult, load_run, resume, train
+from mlplab.run import LoadedRun, RunResult, load_run, resume, train
 from mlplab.spec import RunSpec, load_spec, parse_spec
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "train", "resume", "load_run", "RunResult", "RunSpec", "load_spec", "parse_spec",
+    "train", "resume", "load_run", "LoadedRun", "RunResult", "RunSpec", "load_spec", "parse_spec",
     "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
     "TrainingError", "__version__", "MLPClassifier", "MLPRegressor", "TabMClassifier",
     "TabMRegressor", "load", "sweep", "report", "SweepResult", "predict",

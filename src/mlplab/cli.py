@@ -147,6 +147,22 @@ def cmd_export(args: argparse.Namespace) -> None:
     out.print(f"wrote {path} (+ {path.name}.json with the preprocessing state)")
 
 
+def cmd_predict(args: argparse.Namespace) -> None:
+    from mlplab.predictions import FramePredictor, read_rows
+    from mlplab.train.checkpoint import atomic_write_bytes
+
+    if args.out is not None and Path(args.out).is_dir():
+        raise MlplabError(f"--out {args.out!r} is a directory; name the CSV file to write")
+    predictor = FramePredictor.load(args.model)
+    table = predictor.table(read_rows(args.data), raw=args.raw)
+    text = table.to_csv(index=False)
+    if args.out is None:
+        sys.stdout.write(text)
+        return
+    atomic_write_bytes(args.out, text.encode())
+    out.print(f"wrote {len(table):,} predictions to {args.out}")
+
+
 def pareto_table(target: str, name: str | None = None) -> Table:
     from mlplab.lab.report import pareto_rows
     from mlplab.lab.results import load_results
@@ -239,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path", metavar="RUN_OR_DIR", help="run directory or est.save() directory")
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="ONNX file to write")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("predict", help="predict the rows of a CSV/Parquet file with a run or a "
+                                       "saved estimator")
+    p.add_argument("model", metavar="RUN_OR_MODEL", help="run directory or est.save() directory")
+    p.add_argument("data", metavar="DATA", help="CSV or Parquet file with the feature columns")
+    p.add_argument("--out", metavar="PREDS.csv",
+                   help="CSV to write (default: print the CSV to stdout)")
+    p.add_argument("--raw", action="store_true",
+                   help="regression on the target_transform scale (e.g. log), classification "
+                        "log-probabilities")
+    p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("sweep", help="run or resume a sweep: families x budgets x seeds (+ search)")
     p.add_argument("spec", help="TOML/YAML/JSON sweep file")

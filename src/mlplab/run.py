@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -25,6 +26,7 @@ from mlplab.data.bins import fit_bins
 from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import SpecError
+from mlplab.predictions import BATCH_SIZE, FramePredictor
 from mlplab.spec import RunSpec, parse_spec
 from mlplab.tasks import Task, make_task
 from mlplab.train import checkpoint as ckpt
@@ -146,6 +148,25 @@ class LoadedRun:
     target: TargetCoder
     schema: FeatureSchema
     metrics: dict[str, Any] | None
+
+    def predictor(self) -> FramePredictor:
+        """What `predict` and `predict_proba` run (shared with `mlplab predict`)."""
+        return FramePredictor(self.model, self.features, self.target, self.schema)
+
+    def predict(self, frame: pd.DataFrame, *, raw: bool = False,
+                batch_size: int = BATCH_SIZE) -> np.ndarray:
+        """Predictions `(n,)` for the raw rows of `frame` (the feature columns; others ignored):
+        class labels in the original values, or values in the target's units with the
+        standardisation and `data.target_transform` undone (`raw=True`: on the transformed
+        scale, e.g. log, where the run's metrics are computed). Ensemble members are
+        combined; a missing feature column raises DataError."""
+        return self.predictor().predict(frame, raw=raw, batch_size=batch_size)
+
+    def predict_proba(self, frame: pd.DataFrame, *, raw: bool = False,
+                      batch_size: int = BATCH_SIZE) -> pd.DataFrame:
+        """Class probabilities `(n, n_classes)`: one column per class, in class order, indexed
+        like `frame` (`raw=True`: log-probabilities). Classification runs only."""
+        return self.predictor().predict_proba(frame, raw=raw, batch_size=batch_size)
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
