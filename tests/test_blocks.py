@@ -11,7 +11,7 @@ from mlplab.data.dataset import FeatureSchema
 from mlplab.errors import SpecError
 from mlplab.nn import BLOCKS, Backbone, FrozenLinear
 from mlplab.nn.blocks import hidden_width
-from mlplab.spec import ModelSpec
+from mlplab.spec import ModelSpec, parse_spec
 
 NORMS = ["layernorm", "batchnorm", "none"]
 RESIDUAL_BLOCKS = [name for name in BLOCKS.names() if BLOCKS.get(name).residual]
@@ -242,9 +242,8 @@ def test_unknown_unit_options_are_spec_errors():
     with pytest.raises(SpecError, match=r"model.unit_options: unit 'linear': got an unexpected "
                                         r"keyword argument 'foo'"):
         Backbone(4, width=8, depth=1, unit_options={"foo": 1})
-    schema = FeatureSchema(["a", "b"], [], [])
-    with pytest.raises(SpecError, match="model.unit_options"):
-        build_model(ModelSpec(width=8, depth=1, block="plain", unit_options={"bias": 1, "x": 2}),
-                    schema, d_out=2)
+    with pytest.raises(SpecError, match=r"model.unit_options: unit 'linear': .*'x'"):
+        parse_spec({"data": {"source": "sklearn:iris"},  # refused at spec time, before a build
+                    "model": {"block": "plain", "unit_options": {"bias": 1, "x": 2}}})
     no_bias = Backbone(4, width=8, depth=1, unit_options={"bias": False})
     assert no_bias.lift.bias is None and no_bias.blocks[0].fc1.bias is None

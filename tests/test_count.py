@@ -1,4 +1,5 @@
-"""`mlplab.count`: parameters from the model, FLOPs from `torch.utils.flop_counter`."""
+"""`mlplab.count`: parameters from the model; matmul FLOPs from `torch.utils.flop_counter`,
+elementwise and reduction FLOPs from `mlplab.flops` (one per elementary operation)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import mlplab
 from mlplab.build import build_model
 from mlplab.data.dataset import FeatureSchema
 from mlplab.nn import BLOCKS
+from mlplab.nn.kan import KANUnit
 from mlplab.spec import ModelSpec
 
 
@@ -25,7 +27,9 @@ def test_plain_linear_stack(sizes: list[int]):
     model = linear_stack(sizes)
     counts = mlplab.count(model, torch.randn(8, sizes[0]))
     pairs = list(zip(sizes, sizes[1:], strict=False))
-    assert counts["flops_per_sample"] == 2 * sum(a * b for a, b in pairs)  # a multiply-add = 2
+    matmul = 2 * sum(a * b for a, b in pairs)  # a multiply-add = 2
+    assert counts["matmul_flops_per_sample"] == matmul
+    assert counts["flops_per_sample"] == matmul + sum(sizes[1:-1])  # + 1 per ReLU output
     expected_params = sum(a * b + b for a, b in pairs)
     assert counts["params"] == expected_params == sum(p.numel() for p in model.parameters())
     assert counts["trainable_params"] == expected_params and counts["frozen_params"] == 0
@@ -35,7 +39,7 @@ def test_flops_are_per_sample_whatever_the_batch():
     model = linear_stack([10, 20, 4])
     one = mlplab.count(model, torch.randn(1, 10))["flops_per_sample"]
     many = mlplab.count(model, torch.randn(37, 10))["flops_per_sample"]
-    assert one == many == 2 * (10 * 20 + 20 * 4)
+    assert one == many == 2 * (10 * 20 + 20 * 4) + 20
 
 
 def test_plain_mlp_model_flops_from_layer_sizes():
@@ -46,7 +50,8 @@ def test_plain_mlp_model_flops_from_layer_sizes():
     sizes = [d_in] + [width] * depth + [d_out]
     counts = mlplab.count(model, (torch.randn(4, d_in), None))
     pairs = list(zip(sizes, sizes[1:], strict=False))
-    assert counts["flops_per_sample"] == 2 * sum(a * b for a, b in pairs)
+    assert counts["matmul_flops_per_sample"] == 2 * sum(a * b for a, b in pairs)
+    assert counts["flops_per_sample"] == 2 * sum(a * b for a, b in pairs) + depth * width  # ReLUs
     assert counts["params"] == sum(a * b + b for a, b in pairs)
     assert counts["params"] == sum(p.numel() for p in model.parameters())
 
@@ -60,11 +65,12 @@ def test_residual_model_flops_count_every_projection(name: str):
     # lift, depth x (in-projection, out-projection), head
     assert len(linears) == 2 + 2 * depth
     counts = mlplab.count(model, (torch.randn(6, d_in), None))
-    assert counts["flops_per_sample"] == 2 * sum(m.in_features * m.out_features for m in linears)
+    matmul = counts["matmul_flops_per_sample"]
+    assert matmul == 2 * sum(m.in_features * m.out_features for m in linears)
     block = BLOCKS.get(name)(width)
     hidden_out = 2 * block.hidden if name in ("glu", "swiglu", "bilinear") else block.hidden
     by_hand = d_in * width + depth * (width * hidden_out + block.hidden * width) + width * d_out
-    assert counts["flops_per_sample"] == 2 * by_hand
+    assert matmul == 2 * by_hand
     assert counts["params"] == sum(p.numel() for p in model.parameters())
 
 
@@ -99,3 +105,46 @@ def test_count_leaves_the_model_in_its_mode():
     assert model.training and counts["flops_per_sample"] > 0
     after = model.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)  # no BatchNorm stat updates
+
+
+def test_linear_gelu_mlp_closed_form():
+    sizes = [9, 16, 12, 4]
+    layers: list[nn.Module] = []
+    for d_in, d_out in zip(sizes, sizes[1:], strict=False):
+        layers += [nn.Linear(d_in, d_out), nn.GELU()]
+    counts = mlplab.count(nn.Sequential(*layers[:-1]), torch.randn(10, sizes[0]))
+    matmul = 2 * (9 * 16 + 16 * 12 + 12 * 4)  # the bias add is fused into addmm: free
+    assert counts["matmul_flops_per_sample"] == matmul
+    assert counts["flops_per_sample"] == matmul + 16 + 12  # one FLOP per GELU output
+
+
+@pytest.mark.parametrize("d_in,d_out,grid,order", [(3, 5, 5, 3), (4, 2, 8, 2), (2, 6, 3, 1)])
+def test_kan_layer_closed_form(d_in, d_out, grid, order):
+    counts = mlplab.count(KANUnit(d_in, d_out, grid=grid, order=order), torch.randn(16, d_in))
+    coefs = grid + order
+    assert counts["matmul_flops_per_sample"] == 2 * d_in * d_out + 2 * d_in * coefs * d_out
+    knots = grid + 2 * order + 1
+    # per input: compare with every knot, differences of neighbours give the degree-0 bases;
+    # each degree k on m = knots - k bases: x - t, * 1/dt, w * b, b - p (m each), then the
+    # sum of neighbours (m - 1); plus SiLU of the base branch. The per-edge scaling of the
+    # spline weights does not grow with the batch and is not charged.
+    recursion = sum(5 * (knots - k) - 1 for k in range(1, order + 1))
+    other = d_in * (knots + (knots - 1) + recursion + 1)
+    assert counts["flops_per_sample"] == counts["matmul_flops_per_sample"] + other
+
+
+def test_per_op_costs_of_norms_and_softmax():
+    d = 6
+    model = nn.Sequential(nn.LayerNorm(d), nn.Softmax(-1))
+    counts = mlplab.count(model, torch.randn(4, d))
+    assert counts["matmul_flops_per_sample"] == 0
+    assert counts["flops_per_sample"] == 7 * d + 5 * d  # LayerNorm 5 + weight + bias; softmax 5
+    bn = nn.BatchNorm1d(d)
+    assert mlplab.count(bn, torch.randn(4, d))["flops_per_sample"] == 4 * d  # eval: 2 + affine
+
+
+def test_work_that_does_not_grow_with_the_batch_is_not_charged():
+    unit = KANUnit(3, 4)
+    small = mlplab.count(unit, torch.randn(2, 3))
+    large = mlplab.count(unit, torch.randn(64, 3))
+    assert small == large

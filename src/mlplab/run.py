@@ -2,12 +2,14 @@
 
 A run directory holds `spec.json` (the resolved spec), `model.json` (what rebuilds the model
 and its preprocessing), `checkpoint/` (per epoch, for `--resume`), and at the end
-`model.safetensors` (best weights) and `metrics.json`. Input is fully validated before the
-directory is created, so bad input leaves nothing on disk.
+`model.safetensors` (best weights) and `metrics.json`; a diverged run leaves `failed.json`.
+Input is fully validated before the directory is created, so bad input leaves nothing on
+disk. One process at a time trains in a directory: `train` holds its `.lock` (fcntl).
 """
 
 from __future__ import annotations
 
+import contextlib
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,11 +27,13 @@ from mlplab.count import count
 from mlplab.data.bins import fit_bins
 from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
-from mlplab.errors import SpecError
+from mlplab.errors import SpecError, TrainingError
 from mlplab.predictions import BATCH_SIZE, FramePredictor
+from mlplab.rundir import SUMMARY_KEYS, read_record, read_spec, rebuild
 from mlplab.spec import RunSpec, parse_spec
 from mlplab.tasks import Task, make_task
 from mlplab.train import checkpoint as ckpt
+from mlplab.train.lock import run_lock
 from mlplab.train.trainer import Trainer
 
 
@@ -106,28 +110,53 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise SpecError(f"run directory {str(run_dir)!r} is a file; choose another --out")
     if run_dir is not None and not resume and (run_dir / "spec.json").exists():
+    if run_dir is not None and resume and not (run_dir / "spec.json").is_file():
+        raise SpecError(f"run directory {str(run_dir)!r} holds no run to resume (no spec.json)")
+    _refuse_finished_dir(run_dir, resume)
+    with contextlib.ExitStack() as held:
+        if run_dir is not None and resume:  # before loading the data: a second writer fails fast
+            held.enter_context(run_lock(run_dir))
+        data, task, model, counts = _prepare(spec)
+        trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
+                          quiet=quiet, flops_per_sample=counts["flops_per_sample"], stop=stop)
+        if run_dir is not None:
+            if not resume:
+                run_dir.mkdir(parents=True, exist_ok=True)
+                held.enter_context(run_lock(run_dir))
+                _refuse_finished_dir(run_dir, resume)  # again, now that no one else writes
+            ckpt.remove_stale_temp_files(run_dir)
+            if not resume:
+                # spec.json marks a run directory, so it is written last: a kill in between
+                # never leaves a resumable run without its model.json
+                ckpt.write_json(run_dir / "model.json", model_record(spec, data, task.d_out))
+                ckpt.write_json(run_dir / "spec.json", spec.model_dump(mode="json"))
+            else:
+                read_record(run_dir)  # load_run needs it afterwards: refuse a corrupt one now
+                (run_dir / ckpt.FAILED_FILE).unlink(missing_ok=True)
+                trainer.resume()
+        state = trainer.fit()
+        metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
+        result = RunResult(spec, metrics, counts, trainer.timings(), state.curves,
+                           state.best_epoch, state.epoch, state.stopped_early, model, run_dir)
+        if run_dir is not None:
+            _write_final(run_dir, result)
+    return result
+
+
+def _refuse_finished_dir(run_dir: Path | None, resume: bool) -> None:
         raise SpecError(f"run directory {str(run_dir)!r} already holds a run; "
                         "use --resume to continue it or choose another --out")
-    data, task, model, counts = _prepare(spec)
-    trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
-                      quiet=quiet, flops_per_sample=counts["flops_per_sample"], stop=stop)
-    if run_dir is not None:
-        if not resume:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            # spec.json marks a run directory, so it is written last: a kill in between
-            # never leaves a resumable run without its model.json
-            ckpt.write_json(run_dir / "model.json", model_record(spec, data, task.d_out))
-            ckpt.write_json(run_dir / "spec.json", spec.model_dump(mode="json"))
-        else:
-            trainer.resume()
-    state = trainer.fit()
-    metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
-    result = RunResult(spec, metrics, counts, trainer.timings(), state.curves, state.best_epoch,
-                       state.epoch, state.stopped_early, model, run_dir)
-    if run_dir is not None:
-        ckpt.write_tensors(run_dir / "model.safetensors", model.state_dict())
+
+
+def _write_final(run_dir: Path, result: RunResult) -> None:
+    try:
+        ckpt.write_tensors(run_dir / "model.safetensors", result.model.state_dict())
         ckpt.write_json(run_dir / "metrics.json", result.summary())
-    return result
+    except OSError as err:
+        raise TrainingError(
+            f"cannot write the final files of {run_dir} ({err.strerror or err}); all "
+            f"{result.epochs} epochs are checkpointed: free space and run "
+            f"`mlplab train --resume {run_dir}` to write them") from err
 
 
 def resume(run_dir: str | Path, *, quiet: bool = True) -> RunResult:
@@ -135,7 +164,7 @@ def resume(run_dir: str | Path, *, quiet: bool = True) -> RunResult:
     run_dir = Path(run_dir)
     if not (run_dir / "spec.json").is_file():
         raise SpecError(f"{str(run_dir)!r} is not a run directory (no spec.json)")
-    return train(ckpt.read_json(run_dir / "spec.json"), out=run_dir, resume=True, quiet=quiet)
+    return train(read_spec(run_dir), out=run_dir, resume=True, quiet=quiet)
 
 
 @dataclass
@@ -175,12 +204,9 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     for name in ("spec.json", "model.json", "model.safetensors"):
         if not (run_dir / name).is_file():
             raise SpecError(f"{str(run_dir)!r} is not a finished run directory (no {name})")
-    spec = parse_spec(ckpt.read_json(run_dir / "spec.json"))
-    record = ckpt.read_json(run_dir / "model.json")
-    schema = FeatureSchema.from_dict(record["schema"])
-    model = build_model(spec.model, schema, record["d_out"])
-    model.load_state_dict(ckpt.read_tensors(run_dir / "model.safetensors"))
+    spec, record, model = rebuild(run_dir)
+    ckpt.load_weights(model, run_dir / "model.safetensors")
     model.eval()
-    metrics = ckpt.read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").is_file() else None
-    return LoadedRun(spec, model, FeaturePreprocessor.from_dict(record["features"]),
-                     TargetCoder.from_dict(record["target"]), schema, metrics)
+    metrics = (ckpt.read_json(run_dir / "metrics.json", keys=SUMMARY_KEYS)
+               if (run_dir / "metrics.json").is_file() else None)
+    return LoadedRun(spec, model, record.features, record.target, record.schema, metrics)

@@ -25,6 +25,7 @@ from pydantic import (
 
 from mlplab.errors import SpecError
 from mlplab.nn import registry
+from mlplab.nn.options import check_unit_options_at
 
 
 class Section(BaseModel):
@@ -77,7 +78,9 @@ class ModelSpec(Section):
     ratio: float | None = Field(
         None, gt=0.0, description="hidden width / stream width (default per block)"
     )
-    activation: str = "gelu"
+    activation: str | None = Field(
+        None, description="after each unit; default: gelu, none after a nonlinear unit (kan, "
+        "rbf, fan)")
     norm: str = "layernorm"
     dropout: float = Field(0.0, ge=0.0, lt=1.0)
     lift: Literal["learned", "frozen"] = "learned"
@@ -99,8 +102,15 @@ class ModelSpec(Section):
 
     @field_validator("block", "activation", "norm", "unit")
     @classmethod
-    def _registered_name(cls, value: str, info: ValidationInfo) -> str:
-        return _registered(_REGISTRY_OF_FIELD[info.field_name], value)
+    def _registered_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        return value if value is None else _registered(_REGISTRY_OF_FIELD[info.field_name], value)
+
+    @field_validator("unit_options")
+    @classmethod
+    def _unit_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "unit" in info.data:
+            check_unit_options_at(info.data["unit"], value, title=cls.__name__)
+        return value
 
     @model_validator(mode="after")
     def _ensemble_fields(self) -> ModelSpec:

@@ -56,15 +56,17 @@ def read_model(path: str | Path) -> tuple[Any, dict[str, Any]]:
     """Rebuild the model a saved estimator or a finished run holds: `(model, record)`."""
     path = Path(path)
     if (path / RECORD).is_file():
-        record = ckpt.read_json(path / RECORD)
+        source = path / RECORD
     elif (path / "model.json").is_file() and (path / "model.safetensors").is_file():
-        record = ckpt.read_json(path / "model.json")
+        source = path / "model.json"
     else:
         raise SpecError(f"{str(path)!r} is neither a saved estimator ({RECORD}) nor a finished "
                         "run directory (model.json + model.safetensors)")
-    model = build_model(ModelSpec.model_validate(record["model"]),
-                        FeatureSchema.from_dict(record["schema"]), record["d_out"])
-    model.load_state_dict(ckpt.read_tensors(path / WEIGHTS))
+    record = ckpt.read_json(source, keys=("model", "schema", "d_out", "target"))
+    with ckpt.reading(source):
+        model = build_model(ModelSpec.model_validate(record["model"]),
+                            FeatureSchema.from_dict(record["schema"]), record["d_out"])
+    ckpt.load_weights(model, path / WEIGHTS)
     model.eval()
     return model, record
 

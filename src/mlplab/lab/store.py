@@ -42,7 +42,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, IntegrityError, ProgrammingError
 
 from mlplab.errors import SpecError
 
@@ -164,9 +164,12 @@ class Store:
                 if attempt == 2:
                     raise
                 time.sleep(0.5)
-            except OperationalError as err:
-                raise SpecError(f"--store: cannot open {self.display_url}: "
-                                f"{str(err.orig).strip().splitlines()[0]}") from None
+            except DatabaseError as err:  # unreachable server, a file that is not SQLite, ...
+                reason = str(err.orig).strip().splitlines()[0]
+                if self.url.startswith("sqlite") and "not a database" in reason:
+                    raise SpecError(f"{path} is not an SQLite database (it is corrupt or another "
+                                    "file); move it away or choose another --out") from None
+                raise SpecError(f"--store: cannot open {self.display_url}: {reason}") from None
 
     @property
     def display_url(self) -> str:

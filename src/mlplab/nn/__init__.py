@@ -25,3 +25,7 @@ __all__ = [
 ]
 
 from mlplab.nn import ensemble as _ensemble  # noqa: E402,F401  (registers the batchensemble unit)
+from mlplab.nn import fan as _fan  # noqa: E402,F401  (registers the fan unit)
+from mlplab.nn import kan as _kan  # noqa: E402,F401  (registers the kan unit)
+from mlplab.nn import moe as _moe  # noqa: E402,F401  (registers the moe unit)
+from mlplab.nn import rbf as _rbf  # noqa: E402,F401  (registers the rbf unit)

@@ -19,7 +19,8 @@ class Backbone(nn.Module):
     Residual families: `lift` is a learned unit (or a `FrozenLinear` random projection),
     then `depth` blocks at width `width`, then a final norm. The `plain` family has no
     residual stream: its first layer maps `d_in -> width` itself, so `depth` counts hidden
-    layers. Shapes: `(..., d_in) -> (..., width)`.
+    layers. The unit (with its options) is used by the lift and by every block's projections;
+    the head stays linear. Shapes: `(..., d_in) -> (..., width)`.
     """
 
     def __init__(
@@ -30,7 +31,7 @@ class Backbone(nn.Module):
         width: int = 256,
         depth: int = 3,
         ratio: float | None = None,
-        activation: str = "gelu",
+        activation: str | None = None,
         norm: str = "layernorm",
         dropout: float = 0.0,
         lift: str = "learned",

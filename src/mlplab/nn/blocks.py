@@ -1,9 +1,14 @@
 """Blocks: one stage of the backbone, `(..., d) -> (..., d)`.
 
 All blocks share one signature,
-`Block(d, *, ratio=None, unit="linear", activation="gelu", norm="layernorm", dropout=0.0,
+`Block(d, *, ratio=None, unit="linear", activation=None, norm="layernorm", dropout=0.0,
 unit_options=None)`, and build their projections from a unit class, so any unit works in any
 block. `ratio` is hidden width / stream width; each block has its own default.
+
+The activation rule (one place, `Block.make_activation`): a unit class with `nonlinear = True`
+(kan, rbf, fan) is already a nonlinearity, so with `activation=None` (the spec's default) the
+block puts no second activation after it, gates included; a named `activation` is always
+applied. After a linear-like unit `activation=None` means GELU.
 """
 
 from __future__ import annotations
@@ -28,12 +33,27 @@ def unit_class(unit: str | type[nn.Module]) -> type[nn.Module]:
 
 
 def check_unit_options(unit: str | type[nn.Module], options: dict[str, Any]) -> None:
-    """Raise `SpecError` unless the unit's `Unit(d_in, d_out, **options)` accepts `options`."""
+    """Raise `SpecError` unless the unit's `Unit(d_in, d_out, **options)` accepts `options`:
+    unknown names, then the values, through the unit's `check_options` (defaults filled in),
+    which names the bad one as `model.unit_options.<name>`."""
+    cls = unit_class(unit)
     try:
-        inspect.signature(unit_class(unit)).bind(1, 1, **options)
+        bound = inspect.signature(cls).bind(1, 1, **options)
     except TypeError as err:
         name = repr(unit) if isinstance(unit, str) else unit.__name__
         raise SpecError(f"model.unit_options: unit {name}: {err}") from None
+    check = getattr(cls, "check_options", None)
+    if check is not None:
+        bound.apply_defaults()
+        check(dict(list(bound.arguments.items())[2:]))
+
+
+DEFAULT_ACTIVATION = "gelu"
+
+
+def is_nonlinear(unit: str | type[nn.Module]) -> bool:
+    """Whether a unit is already nonlinear (`nonlinear = True` on its class)."""
+    return bool(getattr(unit_class(unit), "nonlinear", False))
 
 
 class Block(nn.Module):
@@ -48,7 +68,7 @@ class Block(nn.Module):
         *,
         ratio: float | None = None,
         unit: str | type[nn.Module] = "linear",
-        activation: str = "gelu",
+        activation: str | None = None,
         norm: str = "layernorm",
         dropout: float = 0.0,
         unit_options: dict[str, Any] | None = None,
@@ -58,9 +78,17 @@ class Block(nn.Module):
         self.hidden = hidden_width(d, ratio if ratio is not None else self.default_ratio)
         self._unit = unit_class(unit)
         self._unit_options = unit_options or {}
+        self.activation = activation
 
     def make_unit(self, d_in: int, d_out: int) -> nn.Module:
         return self._unit(d_in, d_out, **self._unit_options)
+
+    def make_activation(self, fixed: str | None = None) -> nn.Module:
+        """The nonlinearity after a unit: none after a nonlinear unit unless `activation` is
+        named, else the block's `fixed` one (swiglu's SiLU gate) or `activation` (GELU)."""
+        if self.activation is None and is_nonlinear(self._unit):
+            return make_activation("identity")
+        return make_activation(fixed or self.activation or DEFAULT_ACTIVATION)
 
 
 @register_block("standard")
@@ -73,12 +101,12 @@ class StandardBlock(Block):
 
     default_ratio = 4.0
 
-    def __init__(self, d: int, *, activation: str = "gelu", norm: str = "layernorm",
+    def __init__(self, d: int, *, activation: str | None = None, norm: str = "layernorm",
                  dropout: float = 0.0, **kwargs: Any) -> None:
         super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
         self.norm = make_norm(norm, d)
         self.fc1 = self.make_unit(d, self.hidden)
-        self.act = make_activation(activation)
+        self.act = self.make_activation()
         self.drop = nn.Dropout(dropout)
         self.fc2 = self.make_unit(self.hidden, d)
 
@@ -108,12 +136,12 @@ class GatedBlock(Block):
     default_ratio = 8.0 / 3.0
     gate_activation: str | None = None  # None: use the spec's activation
 
-    def __init__(self, d: int, *, activation: str = "gelu", norm: str = "layernorm",
+    def __init__(self, d: int, *, activation: str | None = None, norm: str = "layernorm",
                  dropout: float = 0.0, **kwargs: Any) -> None:
         super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
         self.norm = make_norm(norm, d)
         self.fc_in = self.make_unit(d, 2 * self.hidden)
-        self.act = make_activation(self.gate_activation or activation)
+        self.act = self.make_activation(self.gate_activation)
         self.drop = nn.Dropout(dropout)
         self.fc2 = self.make_unit(self.hidden, d)
 
@@ -150,12 +178,12 @@ class PlainBlock(Block):
 
     residual = False
 
-    def __init__(self, d: int, *, d_in: int | None = None, activation: str = "gelu",
+    def __init__(self, d: int, *, d_in: int | None = None, activation: str | None = None,
                  norm: str = "layernorm", dropout: float = 0.0, **kwargs: Any) -> None:
         super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
         self.fc = self.make_unit(d_in if d_in is not None else d, d)
         self.norm = make_norm(norm, d)
-        self.act = make_activation(activation)
+        self.act = self.make_activation()
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from mlplab.data.dataset import Dataset, Split
 from mlplab.errors import TrainingError, TrainingStopped
+from mlplab.nn.aux_loss import total_aux_loss
 from mlplab.spec import TrainSpec
 from mlplab.tasks import Task, predict_batches
 from mlplab.train import checkpoint as ckpt
@@ -163,13 +164,14 @@ class Trainer:
                 out = self.model(x, x_cat)
             loss = self.task.loss(out.float(), train.y[idx],
                                   train.w[idx] if train.w is not None else None)
-            value = loss.item()
+            aux = total_aux_loss(self.model)  # MoE balance, KAN regularisation, ...
+            value = loss.item()  # train_loss reports the task loss alone
             if not math.isfinite(value):
                 raise self._diverged(
                     f"the training loss became {value} at epoch {self.state.epoch + 1}, "
                     f"step {self.state.step + 1}; lower train.lr or check the data")
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            (loss if aux is None else loss + aux.float()).backward()
             if self.spec.grad_clip is not None:
                 speed.clip_grad_norm(self.params, self.spec.grad_clip, self.optimizer)
             self.optimizer.step()

@@ -1,0 +1,115 @@
+"""Checks for `model.unit_options`: each bad option is a `SpecError` naming
+`model.unit_options.<name>` and what was expected.
+
+A unit class may define `check_options(options)` (a classmethod taking every option, defaults
+filled in); `check_unit_options` calls it at spec time and the unit calls it when built.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from mlplab.errors import SpecError
+
+
+class UnitOptionError(SpecError):
+    """A bad value of one unit option; `option` is its name inside `model.unit_options`."""
+
+    def __init__(self, option: str, detail: str) -> None:
+        self.option, self.detail = option, detail
+        super().__init__(f"model.unit_options.{option}: {detail}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_int(options: dict[str, Any], name: str, *, low: int,
+              high: int | None = None) -> int:
+    """`options[name]` as an integer in `[low, high]`."""
+    value = options[name]
+    if not _is_int(value) or value < low or (high is not None and value > high):
+        where = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise UnitOptionError(name, f"expected an integer {where}, got {value!r}")
+    return value
+
+
+def check_float(options: dict[str, Any], name: str, *, low: float | None = None,
+                high: float | None = None, open_low: bool = False,
+                open_high: bool = False) -> float:
+    """`options[name]` as a finite number within the given (open or closed) bounds."""
+    value = options[name]
+    ok = _is_number(value)
+    if ok and low is not None:
+        ok = value > low if open_low else value >= low
+    if ok and high is not None:
+        ok = value < high if open_high else value <= high
+    if not ok:
+        lo = "" if low is None else f"{'>' if open_low else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if open_high else '<='} {high:g}"
+        bounds = " and ".join(b for b in (lo, hi) if b)
+        raise UnitOptionError(name, f"expected a number{' ' + bounds if bounds else ''}, "
+                                    f"got {value!r}")
+    return float(value)
+
+
+def check_choice(options: dict[str, Any], name: str, choices: Sequence[Any]) -> Any:
+    value = options[name]
+    if value not in choices:
+        raise UnitOptionError(name, f"expected one of {', '.join(map(repr, choices))}, "
+                                    f"got {value!r}")
+    return value
+
+
+def check_bool(options: dict[str, Any], name: str) -> bool:
+    value = options[name]
+    if not isinstance(value, bool):
+        raise UnitOptionError(name, f"expected true or false, got {value!r}")
+    return value
+
+
+def check_range(options: dict[str, Any], name: str) -> tuple[float, float]:
+    """`options[name]` as two increasing finite numbers `(low, high)`."""
+    value = options[name]
+    if (not isinstance(value, list | tuple) or len(value) != 2
+            or not all(_is_number(v) for v in value) or not value[0] < value[1]):
+        raise UnitOptionError(name, f"expected two increasing numbers [low, high], got {value!r}")
+    return float(value[0]), float(value[1])
+
+
+def check_activation(options: dict[str, Any], name: str) -> str | None:
+    """An activation name from the registry, or None / "none" for no such branch."""
+    from mlplab.nn.registry import ACTIVATIONS
+
+    value = options[name]
+    if value is None or value == "none":
+        return None
+    if not isinstance(value, str) or value not in ACTIVATIONS:
+        raise UnitOptionError(name, f"expected 'none' or one of {ACTIVATIONS.choices()}, "
+                                    f"got {value!r}")
+    return value
+
+
+def check_unit_options_at(unit: str, options: dict[str, Any], *, title: str) -> None:
+    """`check_unit_options` inside a pydantic validator of `unit_options`: a bad option's error
+    sits at `unit_options.<name>`, so the spec error names `model.unit_options.<name>`."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    from mlplab.nn.blocks import check_unit_options
+
+    try:
+        check_unit_options(unit, options)
+    except UnitOptionError as err:
+        detail = InitErrorDetails(type=PydanticCustomError("unit_option", "{detail}",
+                                                           {"detail": err.detail}),
+                                  loc=(err.option,), input=options.get(err.option))
+        raise ValidationError.from_exception_data(title, [detail]) from None
+    except SpecError as err:
+        raise ValueError(str(err).removeprefix("model.unit_options: ")) from None
