@@ -64,7 +64,7 @@ def ablation(width: int, batch: int, *, budget: float, repeats: int,
     def loop_adamw(model: torch.nn.Module) -> torch.optim.Optimizer:
         return torch.optim.AdamW(param_groups(model, 1e-4), lr=1e-3, foreach=False)
 
-    fps = count(residual_mlp(width), torch.zeros(4, D_IN))["flops_per_sample"]
+    fps = count(residual_mlp(width), torch.zeros(4, D_IN))["matmul_flops_per_sample"]
     steps = steps_for(3 * fps * batch, budget)
     x, y = synthetic(steps * batch + 256)
     variants = {
