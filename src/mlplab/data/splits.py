@@ -44,5 +44,6 @@ def split_indices(
             strat = None
     rest, test = train_test_split(idx, test_size=n_test, random_state=seed, stratify=strat)
     strat_rest = strat[rest] if strat is not None else None
-    train, val = train_test_split(rest, test_size=n_val, random_state=seed + 1, stratify=strat_rest)
+    train, val = train_test_split(rest, test_size=n_val, random_state=(seed + 1) % 2**32,
+                                  stratify=strat_rest)
     return np.sort(train), np.sort(val), np.sort(test)

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from mlplab.errors import SpecError
+from mlplab.messages import did_you_mean, short_repr
 
 T = TypeVar("T")
 
@@ -29,8 +30,14 @@ class Registry(Generic[T]):
     def get(self, name: str, *, field: str | None = None) -> T:
         if name not in self._entries:
             where = f"{field}: " if field else ""
-            raise SpecError(f"{where}unknown {self.kind} {name!r}; choose one of {self.choices()}")
+            raise SpecError(where + self.unknown(name))
         return self._entries[name]
+
+    def unknown(self, name: object) -> str:
+        """`unknown block 'x'; did you mean 'y'? choose one of ...` (the close match first)."""
+        hint = did_you_mean(name, self.names()) if isinstance(name, str) else ""
+        return (f"unknown {self.kind} {short_repr(name)}; {hint + ' ' if hint else ''}"
+                f"choose one of {self.choices()}")
 
     def names(self) -> list[str]:
         return sorted(self._entries)
