@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pydantic
 import torch
 from safetensors.torch import save
 from torch import Tensor, nn
 
 from mlplab.data.dataset import Dataset, Split
-from mlplab.errors import TrainingError, TrainingStopped
+from mlplab.errors import RunFileError, TrainingError, TrainingStopped
 from mlplab.nn.aux_loss import total_aux_loss
 from mlplab.spec import TrainSpec
 from mlplab.tasks import Task, predict_batches
@@ -47,6 +48,19 @@ class TrainState:
     eval_seconds: float = 0.0
     samples_seen: int = 0
     curves: list[dict[str, Any]] = field(default_factory=list)
+
+
+STATE = pydantic.TypeAdapter(TrainState)
+
+
+def _check_optimizer_shapes(optimizer: torch.optim.Optimizer) -> None:
+    """Each loaded per-parameter state tensor (momentum, Adam moments) has its parameter's shape."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for name, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, Tensor) and value.ndim and value.shape != p.shape:
+                    raise ValueError(f"optimizer state {name!r} has shape {tuple(value.shape)}, "
+                                     f"its parameter {tuple(p.shape)}")
 
 
 def lr_factor(step: int, *, total: int, warmup: int, schedule: str) -> float:
@@ -120,23 +134,52 @@ class Trainer:
             files["best.safetensors"] = save({k: v.contiguous() for k, v in self.best_weights.items()})
         else:
             link["best.safetensors"] = previous / "best.safetensors"
-        ckpt.commit_checkpoint(self.run_dir, self.state.epoch, files, link)
+        try:
+            ckpt.commit_checkpoint(self.run_dir, self.state.epoch, files, link)
+        except OSError as err:  # a full disk, a read-only or vanished directory, ...
+            safe = (f"nothing is lost up to epoch {self.state.epoch - 1}, whose checkpoint is "
+                    "intact" if previous is not None else "no epoch was checkpointed yet")
+            raise TrainingError(
+                f"cannot write the checkpoint of epoch {self.state.epoch} in {self.run_dir} "
+                f"({err.strerror or err}); {safe}: free space and continue with "
+                f"`mlplab train --resume {self.run_dir}`") from err
 
     def resume(self) -> bool:
-        """Load the latest checkpoint from `run_dir`; False when there is none."""
+        """Load the latest checkpoint from `run_dir`; False when there is none.
+
+        A checkpoint that is corrupt or does not fit the model is a `RunFileError`; only the
+        latest epoch is kept, so it says how to start the run over.
+        """
         where = ckpt.latest_checkpoint(self.run_dir) if self.run_dir else None
         if where is None:
             return False
-        self.model.load_state_dict(ckpt.read_tensors(where / "model.safetensors"))
-        self.best_weights = ckpt.read_tensors(where / "best.safetensors")
-        self.optimizer.load_state_dict(ckpt.optimizer_from_files(
-            ckpt.read_tensors(where / "optimizer.safetensors"),
-            ckpt.read_json(where / "optimizer.json")))
-        rng = ckpt.read_tensors(where / "rng.safetensors")
-        torch.set_rng_state(rng["torch"])
-        self.generator.set_state(rng["generator"])
-        self.state = TrainState(**ckpt.read_json(where / "state.json"))
+        try:
+            self._load_checkpoint(where)
+        except RunFileError as err:
+            raise RunFileError(
+                f"{err}; the run cannot continue from {where.name}, the only checkpoint kept: "
+                f"delete {where.parent} and --resume to train it again from epoch 0, or "
+                "train into another --out") from err
         return True
+
+    def _load_checkpoint(self, where: Path) -> None:
+        ckpt.load_weights(self.model, where / "model.safetensors")
+        shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        best = ckpt.read_tensors(where / "best.safetensors")
+        ckpt.check_shapes(shapes, {k: tuple(v.shape) for k, v in best.items()},
+                          where / "best.safetensors")
+        self.best_weights = best
+        tensors = ckpt.read_tensors(where / "optimizer.safetensors")
+        meta = ckpt.read_json(where / "optimizer.json", keys=("param_groups", "scalars"))
+        with ckpt.reading(where / "optimizer.json"):
+            self.optimizer.load_state_dict(ckpt.optimizer_from_files(tensors, meta))
+            _check_optimizer_shapes(self.optimizer)
+        rng = ckpt.read_tensors(where / "rng.safetensors")
+        with ckpt.reading(where / "rng.safetensors", RuntimeError):
+            torch.set_rng_state(rng["torch"])
+            self.generator.set_state(rng["generator"])
+        with ckpt.reading(where / "state.json"):
+            self.state = STATE.validate_python(ckpt.read_json(where / "state.json"))
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -190,9 +233,23 @@ class Trainer:
                 "(a NaN/inf gradient); lower train.lr, set train.grad_clip or check the data")
 
     def _diverged(self, message: str) -> TrainingError:
-        """The error for a run that went non-finite; it names the checkpoint that survives."""
-        where = f" (the last good checkpoint is kept in {self.run_dir})" if self.run_dir else ""
-        return TrainingError(message + where)
+        """The error for a run that went non-finite, saying honestly what survives. With a
+        run directory it also writes `failed.json`, so `mlplab info` can tell a failed run
+        from a killed one (which `--resume` continues)."""
+        if self.run_dir is None:
+            return TrainingError(message)
+        last = ckpt.latest_checkpoint(self.run_dir)
+        if last is None:
+            message += ("; no checkpoint exists (the first epoch already diverged), so there "
+                        "is nothing to resume: train again into a new --out")
+        else:
+            message += (f"; the checkpoint of epoch {int(last.name.split('-')[1])} in "
+                        f"{self.run_dir} holds the last finite weights, but resuming replays the "
+                        "same steps and diverges again: train again into a new --out")
+        with contextlib.suppress(OSError):
+            ckpt.write_json(self.run_dir / ckpt.FAILED_FILE,
+                            {"error": message, "epochs_done": self.state.epoch})
+        return TrainingError(message)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return speed.autocast(self.spec.precision)
