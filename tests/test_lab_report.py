@@ -49,7 +49,8 @@ def test_final_runs_use_the_best_search_value(searched):
     t = res.trials
     for _, part in t.groupby(["family", "budget"]):
         search = part[part["kind"] == "search"]
-        best = search.loc[search["objective"].idxmax()]
+        higher = res.info["higher_is_better"][res.info["monitor"]]  # val.log_loss: lower
+        best = search.loc[search["objective"].idxmax() if higher else search["objective"].idxmin()]
         for spec in part[part["kind"] == "run"]["spec"]:
             assert spec["train"]["lr"] == best["spec"]["train"]["lr"]
     assert summary(res)["seeds"].tolist() == [2] * 6
@@ -78,17 +79,34 @@ def test_win_table_and_pareto_rows_agree(searched):
     res = load_results(searched)
     wins = win_table(res)
     assert wins["budget"].tolist() == [3e3, 6e3, 1.2e4]
+    best = max if res.info["higher_is_better"][res.info["metric"].split(".")[1]] else min
     for _, row in wins.iterrows():
-        assert row[row["winner"]] == max(row["standard"], row["hourglass"])
-    head, rows = pareto_rows(res)
+        assert row[row["winner"]] == best(row["standard"], row["hourglass"])
+    table = summary(res)
+    head, rows = pareto_rows(res, table)
     assert head[0] == "family" and len(rows) == 6
-    assert any("*" in r[-1] for r in rows)  # someone is on the global frontier
+
+    q = table["quality"] * (1 if best is max else -1)  # higher q is better
+
+    def dominated(i: int, cost: str, pool) -> bool:
+        c = table[cost]
+        return any(c[j] <= c[i] and q[j] >= q[i] and (c[j] < c[i] or q[j] > q[i])
+                   for j in pool if j != i)
+
+    # each row's marks, recomputed by brute force over the family and over every family
+    for i, row in enumerate(rows):
+        family = table.index[table["family"] == table.loc[i, "family"]]
+        expected = "".join(mark + ("" if dominated(i, cost, table.index) else "*")
+                           for mark, cost in (("P", "params"), ("F", "flops"),
+                                              ("T", "train_seconds"))
+                           if not dominated(i, cost, family))
+        assert row[-1] == expected, (row, table.loc[i])
 
 
 def test_compare_and_report_cli(searched, capsys):
     assert run(["compare", str(searched)]) == 0
     text = capsys.readouterr().out
-    assert "standard" in text and "hourglass" in text and "test.accuracy" in text
+    assert "standard" in text and "hourglass" in text and "test.log_loss" in text
     assert run(["report", str(searched), "--out", str(searched / "again")]) == 0
     assert (searched / "again" / "report.html").is_file()
     assert run(["compare", str(searched / "nothing-here")]) == 2

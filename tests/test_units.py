@@ -17,6 +17,7 @@ from mlplab.build import build_model
 from mlplab.data import build_dataset
 from mlplab.data.dataset import FeatureSchema
 from mlplab.errors import SpecError
+from mlplab.lab.budget import ModelMeter, solve_spec
 from mlplab.nn.aux_loss import aux_modules, total_aux_loss
 from mlplab.nn.backbone import Backbone
 from mlplab.nn.kan import KANUnit
@@ -319,3 +320,13 @@ def test_units_save_with_their_run(tiny_spec, tmp_path):
     assert torch.equal(result.model.eval()(x, None), loaded.model.eval()(x, None))
     buffer = io.BytesIO(save({k: v.contiguous() for k, v in result.model.state_dict().items()}))
     assert "backbone.lift.knots" in load(buffer.getvalue())
+
+
+@pytest.mark.parametrize("unit", NEW_UNITS)
+@pytest.mark.parametrize("kind,budget", [("params", 2e4), ("flops", 4e4)])
+def test_budget_matching_solves_every_unit(unit, kind, budget):
+    spec = mlplab.parse_spec({"data": {"source": "sklearn:digits", "max_rows": 200},
+                              "model": {"depth": 1, "unit": unit}})
+    solved_spec, solved = solve_spec(ModelMeter(spec), spec, budget, kind=kind)
+    measured = solved.params if kind == "params" else solved.flops  # flops: the total
+    assert abs(measured - budget) <= 0.05 * budget and solved_spec.model.unit == unit

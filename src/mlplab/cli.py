@@ -229,9 +229,11 @@ def cmd_sweep(args: argparse.Namespace) -> None:
 
 def cmd_report(args: argparse.Namespace) -> None:
     from mlplab.lab.report import report
+    from mlplab.lab.run_report import is_run_dir
 
     path = report(args.run, name=args.name, out=args.out)
-    out.print(f"report: {path} (and {path.with_suffix('.md')})")
+    plots = path.parent / ("curves.png" if is_run_dir(args.run) else "plots")
+    out.print(f"report: {path} (and {path.with_suffix('.md')}, {plots})")
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -311,8 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_sweep)
 
-    p = sub.add_parser("report", help="write report.html and report.md for a sweep")
-    p.add_argument("run", help="sweep directory (with lab.sqlite) or store URL")
+    p = sub.add_parser("report", help="write report.html and report.md for a sweep or one run")
+    p.add_argument("run", help="sweep directory (with lab.sqlite), store URL, or a run directory "
+                               "(its learning curves: curves.png)")
     p.add_argument("--name", help="sweep name (when the store holds several)")
     p.add_argument("--out", help="where to write the report (default: the sweep directory)")
     p.set_defaults(func=cmd_report)

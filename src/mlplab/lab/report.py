@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlplab.errors import MlplabError
 from mlplab.lab import plots
 from mlplab.lab.results import (
     SweepResults,
@@ -156,6 +157,8 @@ def _environment(res: SweepResults) -> dict[str, Any]:
             float(t["finished_at"].max() - t["started_at"].min()), 1)
     env["trials"] = {str(k): int(v) for k, v in t["status"].value_counts().items()}
     env["reclaimed after a lost worker"] = sum(e["kind"] == "reclaimed" for e in res.events)
+    env["claims taken over from a live worker (it stopped, recorded nothing)"] = sum(
+        e["kind"] == "lost" for e in res.events)
     return env
 
 
@@ -226,11 +229,19 @@ def build_report(res: SweepResults, out: Path) -> tuple[Path, Path]:
 
 
 def report(target: str | Path, *, name: str | None = None, out: str | Path | None = None) -> Path:
-    """Write the report of the sweep in `target` (a sweep directory or a store URL).
+    """Write the report of the sweep in `target` (a sweep directory or a store URL), or of the
+    single run in `target` (a run directory: see `mlplab.lab.run_report`).
 
-    `out` defaults to the sweep directory (or `runs/<name>` for a URL). Returns the path
-    of `report.html`.
+    `out` defaults to the sweep or run directory (or `runs/<name>` for a URL). Returns the
+    path of `report.html`.
     """
+    from mlplab.lab.run_report import is_run_dir, run_report
+
+    if is_run_dir(target):
+        if name is not None:
+            raise MlplabError(f"--name picks a sweep in a store, but {str(target)!r} is a "
+                              "single run's directory")
+        return run_report(target, out=out)
     res = load_results(target, name)
     if out is None:
         out = Path(target) if "://" not in str(target) and Path(target).is_dir() else \

@@ -58,8 +58,8 @@ def open_store(target: str | Path, name: str | None = None) -> tuple[Store, str]
         if path.is_dir():
             path = path / STORE_FILE
         if not path.is_file():
-            raise MlplabError(f"{text!r} is neither a sweep directory (with {STORE_FILE}) nor a "
-                              "store URL")
+            raise MlplabError(f"{text!r} is not a sweep directory (with {STORE_FILE}), a run "
+                              "directory (with spec.json) or a store URL")
         text = str(path)
     store = Store(text)
     names = store.sweep_names()
@@ -76,7 +76,12 @@ def open_store(target: str | Path, name: str | None = None) -> tuple[Store, str]
 
 
 def load_results(target: str | Path, name: str | None = None) -> SweepResults:
-    """Read a sweep's trials into a DataFrame with quality, loss and cost columns."""
+    """A sweep's `SweepResults`: `.trials` is a DataFrame, one row per trial of every kind and
+    status, with the store's columns (`key`, `kind`, `family`, `budget`, `seed`, `spec`,
+    `params`, `flops`, `metrics`, `curves`, `timings`, `status`, `host`, ...) plus `quality`
+    (`analysis.metric`), `loss` (`analysis.loss`), `objective` (`val.<monitor>`) and
+    `train_seconds`; `.runs` holds the finished final runs, `.spec`/`.info`/`.events` the rest.
+    """
     store, name = open_store(target, name)
     try:
         row = store.get_sweep(name)
