@@ -317,7 +317,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="sweep directory (with lab.sqlite), store URL, or a run directory "
                                "(its learning curves: curves.png)")
     p.add_argument("--name", help="sweep name (when the store holds several)")
-    p.add_argument("--out", help="where to write the report (default: the sweep directory)")
+    p.add_argument("--out", help="where to write the report (default: the sweep or run "
+                                 "directory)")
     p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("compare", help="print a sweep's Pareto table")
