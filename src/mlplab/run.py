@@ -109,10 +109,9 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     run_dir = Path(out) if out is not None else None
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise SpecError(f"run directory {str(run_dir)!r} is a file; choose another --out")
-    if run_dir is not None and not resume and (run_dir / "spec.json").exists():
     if run_dir is not None and resume and not (run_dir / "spec.json").is_file():
         raise SpecError(f"run directory {str(run_dir)!r} holds no run to resume (no spec.json)")
-    _refuse_finished_dir(run_dir, resume)
+    _refuse_existing_run(run_dir, resume)
     with contextlib.ExitStack() as held:
         if run_dir is not None and resume:  # before loading the data: a second writer fails fast
             held.enter_context(run_lock(run_dir))
@@ -123,7 +122,7 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
             if not resume:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 held.enter_context(run_lock(run_dir))
-                _refuse_finished_dir(run_dir, resume)  # again, now that no one else writes
+                _refuse_existing_run(run_dir, resume)  # again, now that no one else writes
             ckpt.remove_stale_temp_files(run_dir)
             if not resume:
                 # spec.json marks a run directory, so it is written last: a kill in between
@@ -143,7 +142,8 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     return result
 
 
-def _refuse_finished_dir(run_dir: Path | None, resume: bool) -> None:
+def _refuse_existing_run(run_dir: Path | None, resume: bool) -> None:
+    if run_dir is not None and not resume and (run_dir / "spec.json").exists():
         raise SpecError(f"run directory {str(run_dir)!r} already holds a run; "
                         "use --resume to continue it or choose another --out")
 
