@@ -124,11 +124,11 @@ def test_kan_layer_closed_form(d_in, d_out, grid, order):
     coefs = grid + order
     assert counts["matmul_flops_per_sample"] == 2 * d_in * d_out + 2 * d_in * coefs * d_out
     knots = grid + 2 * order + 1
-    # per input: compare with every knot, differences of neighbours give the degree-0 bases;
-    # each degree k on m = knots - k bases: x - t, * 1/dt, w * b, b - p (m each), then the
-    # sum of neighbours (m - 1); plus SiLU of the base branch. The per-edge scaling of the
-    # spline weights does not grow with the batch and is not charged.
-    recursion = sum(5 * (knots - k) - 1 for k in range(1, order + 1))
+    # per input: compare with every knot, xor of neighbours gives the degree-0 bases; each
+    # degree k on m = knots - k bases: w = x/dt - t/dt (one addcmul), w * b, b - w b (m each),
+    # then the sum of neighbours (m - 1); plus SiLU of the base branch. The per-edge scaling
+    # of the spline weights does not grow with the batch and is not charged.
+    recursion = sum(4 * (knots - k) - 1 for k in range(1, order + 1))
     other = d_in * (knots + (knots - 1) + recursion + 1)
     assert counts["flops_per_sample"] == counts["matmul_flops_per_sample"] + other
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
 from mlplab.nn import options as opt
@@ -14,6 +15,28 @@ from mlplab.nn.layers import make_activation
 from mlplab.nn.registry import register_unit
 
 RBF_INIT_STD = 0.1
+
+
+class _Gaussians(torch.autograd.Function):
+    """`exp(c (x_i - m_j)^2)` for `x (n, d)`, centres `m (k,)` -> `(n, d, k)`, with a
+    closed-form backward that needs only the offsets and the output."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, centers: Tensor, c: float) -> Tensor:
+        offset = x.unsqueeze(-1) - centers
+        phi = torch.mul(offset, offset).mul_(c).exp_()
+        ctx.save_for_backward(offset, phi)
+        ctx.c, ctx.x_dtype = c, x.dtype
+        return phi
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, None]:
+        offset, phi = ctx.saved_tensors
+        slope = (grad * phi).mul_(offset).mul_(2 * ctx.c)  # d out / d x_i, per centre
+        grad_x = slope.sum(-1).to(ctx.x_dtype) if ctx.needs_input_grad[0] else None
+        grad_centers = -slope.sum((0, 1)) if ctx.needs_input_grad[1] else None
+        return grad_x, grad_centers, None
 
 
 @register_unit("rbf")
@@ -66,8 +89,10 @@ class RBFUnit(nn.Module):
 
     def basis(self, x: Tensor) -> Tensor:
         """Gaussian bases `(n, d_in) -> (n, d_in, n_centers)`."""
+        if torch.is_grad_enabled() and (x.requires_grad or self.centers.requires_grad):
+            return _Gaussians.apply(x, self.centers, self.neg_inv_h2)
         d = x.unsqueeze(-1) - self.centers
-        return torch.exp(d * d * self.neg_inv_h2)
+        return d.mul_(d).mul_(self.neg_inv_h2).exp_()
 
     def forward(self, x: Tensor) -> Tensor:
         lead = x.shape[:-1]

@@ -7,8 +7,11 @@ functions of degree `order` per input.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 
 def uniform_knots(d: int, grid: int, order: int, low: float | Tensor, high: float | Tensor,
@@ -41,23 +44,55 @@ def data_knots(x: Tensor, grid: int, order: int, *, eps: float, margin: float = 
     return torch.cat([left, inner, right]).T.contiguous()
 
 
+def _bases(x: Tensor, knots: Tensor, order: int, *, slope: bool) -> tuple[Tensor, Tensor | None]:
+    """Degree-`order` bases `(n, d, C)` of `x (n, d)` and, with `slope`, their derivatives
+    `dB_j/dx = order * (B'_j / (t_{j+order} - t_j) - B'_{j+1} / (t_{j+order+1} - t_{j+1}))`
+    from the degree `order - 1` bases `B'`."""
+    dtype = torch.promote_types(x.dtype, knots.dtype)
+    x = x.unsqueeze(-1)
+    above = x >= knots  # (n, d, L)
+    b = torch.logical_xor(above[..., :-1], above[..., 1:]).to(dtype)  # 1 on [t_j, t_{j+1})
+    derivative = None
+    for k in range(1, order + 1):
+        m = b.shape[-1]
+        t = knots[:, :m]
+        inv = 1.0 / (knots[:, k:k + m] - t)
+        if slope and k == order:
+            q = b * (k * inv)
+            derivative = q[..., :-1] - q[..., 1:]
+        p = torch.addcmul(-t * inv, x, inv).mul_(b)  # w_j b_j, w_j = (x - t_j) / (t_{j+k} - t_j)
+        b = p[..., :-1] + b.sub_(p)[..., 1:]  # w_j b_j + (1 - w_{j+1}) b_{j+1}
+    return b, derivative
+
+
+class _Basis(torch.autograd.Function):
+    """`basis` with a closed-form backward: saves only the bases' derivatives `(n, d, C)`
+    instead of every intermediate of the recursion."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, knots: Tensor, order: int) -> Tensor:
+        bases, derivative = _bases(x, knots, order, slope=True)
+        ctx.save_for_backward(derivative)
+        ctx.x_dtype = x.dtype
+        return bases
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
+        (derivative,) = ctx.saved_tensors
+        return (grad * derivative).sum(-1).to(ctx.x_dtype), None, None
+
+
 def basis(x: Tensor, knots: Tensor, order: int) -> Tensor:
     """All B-spline bases of every input at once: `x (n, d)`, `knots (d, L)` -> `(n, d, L-1-order)`.
 
-    Cox-de Boor recursion on the whole `(n, d, ·)` tensor, one degree at a time, using
-    `1 - w_{j+1}` for the right-hand weight so each degree costs five elementwise ops. Inputs
-    outside `[knots[:, 0], knots[:, -1])` get all-zero bases.
+    Cox-de Boor recursion on the whole `(n, d, ·)` tensor, one degree at a time (the right-hand
+    weight is `1 - w_{j+1}`, so a degree costs four elementwise passes). Inputs outside
+    `[knots[:, 0], knots[:, -1])` get all-zero bases. Differentiable in `x` (not in the knots).
     """
-    x = x.unsqueeze(-1)
-    above = (x >= knots).to(x.dtype)  # (n, d, L)
-    b = above[..., :-1] - above[..., 1:]  # indicator of [t_j, t_{j+1})
-    for k in range(1, order + 1):
-        m = b.shape[-1]
-        inv = 1.0 / (knots[:, k:k + m] - knots[:, :m])
-        w = (x - knots[:, :m]) * inv
-        p = w * b
-        b = p[..., :-1] + (b - p)[..., 1:]
-    return b
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _Basis.apply(x, knots, order)
+    return _bases(x, knots, order, slope=False)[0]
 
 
 def refit_matrix(x: Tensor, old_knots: Tensor, new_knots: Tensor, order: int) -> Tensor:
