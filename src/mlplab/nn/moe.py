@@ -22,7 +22,8 @@ class MoEUnit(nn.Module):
     Every row (every leading index) is routed on its own by `softmax(R x)`:
     - `router = "topk"`: the row goes to its `top_k` most probable experts (sparse: each expert
       computes only its rows, gathered with `index_select` and summed back with `index_add`);
-      gates are the probabilities, renormalised over the chosen experts when `top_k > 1`.
+      gates are the probabilities, renormalised over the chosen experts when `top_k > 1`
+      (under `torch.export`, e.g. ONNX export, the same sum is computed densely).
     - `router = "gumbel"`: a dense gate, `gumbel_softmax(R x, temperature)` in training and its
       deterministic counterpart `softmax(R x / temperature)` at eval (GG-MoE); every expert
       computes every row.
@@ -76,6 +77,8 @@ class MoEUnit(nn.Module):
         if self.top_k > 1:
             gate = gate / gate.sum(-1, keepdim=True)
         chosen = idx.reshape(-1)
+        if torch.compiler.is_exporting():  # no data-dependent sizes: the same sum, densely
+            return self._combine(x, torch.zeros_like(probs).scatter(1, idx, gate)), chosen
         order = chosen.argsort(stable=True)
         rows = order // self.top_k
         sizes = torch.bincount(chosen, minlength=self.experts).tolist()
@@ -92,10 +95,14 @@ class MoEUnit(nn.Module):
             gate = F.gumbel_softmax(logits, tau=self.temperature)
         else:
             gate = (logits / self.temperature).softmax(-1)
+        return self._combine(x, gate), gate.argmax(-1)
+
+    def _combine(self, x: Tensor, gate: Tensor) -> Tensor:
+        """`sum_e gate[:, e] (W_e x + b_e)` with every expert computing every row."""
         bias = self.bias.reshape(-1) if self.bias is not None else None
         h = F.linear(x, self.weight.reshape(-1, self.d_in), bias)
         out = torch.bmm(gate.unsqueeze(1).to(h.dtype), h.view(-1, self.experts, self.d_out))
-        return out.squeeze(1), gate.argmax(-1)
+        return out.squeeze(1)
 
     def aux_loss(self) -> Tensor | None:
         """The balance loss of the last training forward pass, handed out once."""
