@@ -126,6 +126,8 @@ def test_save_load_and_pickle_predict_identically(tmp_path) -> None:
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
     assert list(loaded.feature_names_in_) == list(clf.feature_names_in_)
+    assert len(clf.curves_) == clf.n_iter_ > 0 and loaded.curves_ == clf.curves_
+    assert (loaded.n_iter_, loaded.best_epoch_) == (clf.n_iter_, clf.best_epoch_)
     unpickled = pickle.loads(pickle.dumps(clf))
     np.testing.assert_array_equal(unpickled.predict_proba(X), clf.predict_proba(X))
     with pytest.raises(mlplab.SpecError, match="no saved estimator"):
@@ -172,13 +174,17 @@ def test_regressor_save_load(tmp_path) -> None:
 
 def test_sklearn_tools_pipeline_cv_grid_clone() -> None:
     X, y = frame(120)
-    numeric = X[["x1"]].to_numpy()
+    # the label is a linear rule of these three numbers: far above the majority rate (0.6)
+    numeric = np.column_stack([X["x1"], X["colour"] == "red", np.asarray(X["size"]) == "L"])
     scores = cross_val_score(make_pipeline(StandardScaler(), mlplab.MLPClassifier(**FAST)),
-                             numeric, y, cv=3)
-    assert scores.shape == (3,) and scores.mean() > 0.5
-    grid = GridSearchCV(mlplab.MLPClassifier(**FAST), {"d_block": [8, 16]}, cv=2).fit(X, y)
-    assert grid.best_params_["d_block"] in (8, 16) and grid.best_estimator_.d_block in (8, 16)
-    assert len(grid.cv_results_["mean_test_score"]) == 2
+                             numeric.astype(float), y, cv=3)
+    assert scores.shape == (3,) and scores.mean() > 0.85
+    # one hidden unit cannot learn the rule, sixteen can: the search must find that
+    grid = GridSearchCV(mlplab.MLPClassifier(**FAST), {"d_block": [1, 16]}, cv=2).fit(X, y)
+    low, high = grid.cv_results_["mean_test_score"]
+    assert high > low + 0.1
+    assert grid.best_params_ == {"d_block": 16} and grid.best_estimator_.d_block == 16
+    assert grid.best_estimator_.model_spec_.width == 16  # refit with the winning value
     cloned = clone(mlplab.TabMRegressor(k=8, d_block=32))
     assert cloned.get_params()["k"] == 8 and not hasattr(cloned, "model_")
 

@@ -166,3 +166,14 @@ def test_train_tabm_from_a_spec(tiny_spec) -> None:
                             "ensemble": "tabm", "k": 4}, train={"epochs": 15})
     result = mlplab.train(spec)
     assert result.metrics["test"]["accuracy"] > 0.8
+
+
+@pytest.mark.parametrize("preset", [mlplab.TabMClassifier, mlplab.TabMRegressor])
+def test_tabm_presets_print_progress_when_verbose(preset, capsys) -> None:
+    X = torch.randn(60, 3).numpy()
+    y = (X[:, 0] > 0).astype(int) if preset is mlplab.TabMClassifier else X[:, 0]
+    preset(k=2, d_block=8, max_epochs=2, verbose=1, random_state=0, threads=1).fit(X, y)
+    err = capsys.readouterr().err
+    assert "epoch 1/2" in err and "epoch 2/2" in err
+    preset(k=2, d_block=8, max_epochs=2, random_state=0, threads=1).fit(X, y)
+    assert capsys.readouterr().err == ""

@@ -34,6 +34,7 @@ from mlplab.spec import RunSpec, parse_spec
 from mlplab.tasks import Task, make_task
 from mlplab.train import checkpoint as ckpt
 from mlplab.train.lock import run_lock
+from mlplab.train.threads import default_threads
 from mlplab.train.trainer import Trainer
 
 
@@ -77,8 +78,7 @@ def default_run_dir(spec: RunSpec, root: str | Path = "runs") -> Path:
 
 
 def _prepare(spec: RunSpec) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
-    if spec.train.threads:
-        torch.set_num_threads(spec.train.threads)
+    torch.set_num_threads(spec.train.threads or default_threads())
     seed_everything(spec.seed)
     data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
     fit_bins(data, spec.model, seed=spec.seed)

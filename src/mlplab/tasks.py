@@ -50,10 +50,11 @@ class Task:
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
         raise NotImplementedError
 
-    def check_monitor(self, name: str | None) -> str:
+    def check_monitor(self, name: str | None, *, field: str = "train.monitor") -> str:
+        """The early-stopping metric: `name`, or the task's default when None."""
         name = name or self.monitor
         if name not in self.higher_is_better:
-            raise SpecError(f"train.monitor: {name!r} is not a metric of this task; choose one of "
+            raise SpecError(f"{field}: {name!r} is not a metric of this task; choose one of "
                             + ", ".join(repr(m) for m in self.higher_is_better))
         return name
 
@@ -63,10 +64,12 @@ class Classification(Task):
 
     `out (batch, n_classes)` or `(batch, k, n_classes)` logits, `y (batch,)` class indices.
     An ensemble predicts with the mean of its members' probabilities; `combine` returns the
-    log of that mean, so softmax/argmax of it work like logits.
+    log of that mean, so softmax/argmax of it work like logits. Early stopping watches the
+    validation log-loss by default: accuracy is flat at the majority rate on imbalanced data,
+    so it would keep near-initial weights.
     """
 
-    monitor = "accuracy"
+    monitor = "log_loss"
 
     def __init__(self, n_classes: int, *, label_smoothing: float = 0.0) -> None:
         self.d_out = n_classes
@@ -107,7 +110,8 @@ class Regression(Task):
     """MSE on the standardised target; RMSE, MAE and R² in the target's own units.
 
     `out (batch, 1)` or `(batch, k, 1)`, `y (batch,)` standardised values; an ensemble
-    predicts the mean of its members.
+    predicts the mean of its members. The default monitor, validation RMSE in the target's
+    units, orders epochs exactly like the MSE of the standardised target (a fixed scale).
     """
 
     monitor = "rmse"

@@ -1,7 +1,8 @@
 """A `Dataset` from in-memory tables (what the estimators fit on), not from a named source.
 
 The preprocessing is the same as for named sources (`assemble_dataset`); only the split
-differs: a train/validation holdout for early stopping and an empty test split.
+differs: a train/validation holdout for early stopping (or the caller's own validation rows)
+and an empty test split.
 """
 
 from __future__ import annotations
@@ -37,21 +38,36 @@ def holdout_indices(n: int, val_fraction: float, *, seed: int,
 def dataset_from_frame(X: pd.DataFrame, y: pd.Series, kind: str, *, val_fraction: float = 0.1,
                        seed: int = 0, weights: np.ndarray | None = None,
                        features: FeaturePreprocessor | None = None,
-                       target: TargetCoder | None = None) -> Dataset:
+                       target: TargetCoder | None = None,
+                       val: tuple[pd.DataFrame, pd.Series] | None = None) -> Dataset:
     """Split `X (n, columns)`, `y (n,)` into train/val and preprocess them (fitted on train).
 
-    Non-numeric columns (strings, objects, categories) become categorical features. Pass
-    fitted `features`/`target` to reuse an earlier preprocessing (warm start).
+    With `val = (X_val (m, columns), y_val (m,))` all of `X` trains and `X_val` is the
+    validation split (`val_fraction` is unused). Non-numeric columns (strings, objects,
+    categories) become categorical features. Pass fitted `features`/`target` to reuse an
+    earlier preprocessing (warm start). `weights (n,)` weight the training rows' loss.
     """
     X = X.reset_index(drop=True)
-    y = pd.Series(np.asarray(y), name=y.name if isinstance(y, pd.Series) else "y")
-    strat = y.astype(str).to_numpy() if kind == "classification" else None
-    train, val = holdout_indices(len(X), val_fraction, seed=seed, stratify=strat)
+    name = y.name if isinstance(y, pd.Series) else "y"
+    y = pd.Series(np.asarray(y), name=name)
+    if val is None:
+        strat = y.astype(str).to_numpy() if kind == "classification" else None
+        train, val_idx = holdout_indices(len(X), val_fraction, seed=seed, stratify=strat)
+    else:
+        n, m = len(X), len(val[0])
+        train, val_idx = np.arange(n), np.arange(n, n + m)
+        categorical = [c for c in X.columns if is_categorical(X[c])]
+        X = pd.concat([X, val[0].reset_index(drop=True)], ignore_index=True)
+        for c in categorical:  # categories differing between the two frames: keep them all
+            X[c] = X[c].astype(object)
+        y = pd.Series(np.concatenate([y.to_numpy(), np.asarray(val[1])]), name=name)
+        if weights is not None:
+            weights = np.concatenate([weights, np.ones(m)])
     if features is not None:
         numeric, categorical = features.numeric, features.categorical
     else:
         categorical = [c for c in X.columns if is_categorical(X[c])]
         numeric = [c for c in X.columns if c not in categorical]
     return assemble_dataset(X, y, numeric, categorical, kind,
-                            (train, val, np.empty(0, dtype=np.int64)), features=features,
+                            (train, val_idx, np.empty(0, dtype=np.int64)), features=features,
                             target=target, weights=weights)

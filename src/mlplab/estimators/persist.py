@@ -1,8 +1,9 @@
 """Saving and loading fitted estimators: `estimator.json` + `model.safetensors`, never pickle.
 
-`estimator.json` holds the class name, the constructor parameters, and the model record
-(model spec, feature schema incl. PLE bins, preprocessing state, target coding) in the same
-layout as a run directory's `model.json`, so `mlplab export` reads both.
+`estimator.json` holds the class name, the constructor parameters, the learning curves
+(`curves_`) and the model record (model spec, feature schema incl. PLE bins, preprocessing
+state, target coding) in the same layout as a run directory's `model.json`, so
+`mlplab export` reads both.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def save_estimator(est: Any, path: str | Path) -> None:
         "d_out": est.task_.d_out, "features": est.features_.to_dict(),
         "target": est.target_.to_dict(), "columns": est._columns,
         "feature_names_in": [str(n) for n in names] if names is not None else None,
-        "n_iter": est.n_iter_, "best_epoch": est.best_epoch_,
+        "n_iter": est.n_iter_, "best_epoch": est.best_epoch_, "curves": est.curves_,
     }
     path.mkdir(parents=True, exist_ok=True)
     ckpt.write_tensors(path / WEIGHTS, est.model_.state_dict())
