@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from conftest import crash_after_checkpoint
 from safetensors.torch import load, save
 from torch import nn
 from torch.func import functional_call
@@ -339,3 +340,27 @@ def test_moe_exports_with_the_same_function(monkeypatch):
     sparse = unit(x)
     monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)  # as torch.export runs it
     assert torch.allclose(unit(x), sparse, atol=1e-6)
+
+
+@pytest.mark.parametrize("unit", NEW_UNITS)
+def test_units_train_in_bf16(tiny_spec, unit):
+    result = mlplab.train(tiny_spec(model={"unit": unit}, train={"epochs": 1,
+                                                                "precision": "bf16"}))
+    assert result.epochs == 1 and all(torch.isfinite(p).all()
+                                      for p in result.model.parameters())
+
+
+@pytest.mark.parametrize("options", [{"router": "gumbel", "balance": 0.1},
+                                     {"top_k": 2, "experts": 3}])
+def test_moe_resume_is_bitwise(tiny_spec, tmp_path, options):
+    spec = tiny_spec(model={"unit": "moe", "unit_options": options, "dropout": 0.1})
+    reference = mlplab.train(spec, out=tmp_path / "reference")
+
+    class Crash(Exception):
+        pass
+
+    with crash_after_checkpoint(2, Crash), pytest.raises(Crash):
+        mlplab.train(spec, out=tmp_path / "run")
+    torch.manual_seed(999)  # the resumed run restores the RNG (Gumbel noise) itself
+    resumed = mlplab.resume(tmp_path / "run")
+    assert resumed.metrics == reference.metrics
