@@ -77,6 +77,33 @@ def test_runs_use_the_default_thread_count(monkeypatch, tiny_spec) -> None:
         torch.set_num_threads(before)
 
 
+def test_a_resume_reuses_the_thread_count_the_run_started_with(monkeypatch, tiny_spec,
+                                                                tmp_path) -> None:
+    import json
+
+    from conftest import crash_after_checkpoint
+
+    import mlplab
+    from mlplab.train.trainer import Trainer
+
+    spec = tiny_spec(train={"threads": None, "epochs": 3})
+    seen: list[int] = []
+    fit = Trainer.fit
+    monkeypatch.setattr(Trainer, "fit", lambda self: (seen.append(torch.get_num_threads()),
+                                                      fit(self))[1])
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setattr("mlplab.run.default_threads", lambda: 2)  # an idle machine
+        with crash_after_checkpoint(1, KeyboardInterrupt), pytest.raises(KeyboardInterrupt):
+            mlplab.train(spec, out=tmp_path / "run")
+        assert json.loads((tmp_path / "run" / "model.json").read_text())["threads"] == 2
+        monkeypatch.setattr("mlplab.run.default_threads", lambda: 1)  # now a busy one
+        mlplab.resume(tmp_path / "run")
+        assert seen == [2, 2]
+    finally:
+        torch.set_num_threads(before)
+
+
 SPY = """
 import os, sys
 seen = []

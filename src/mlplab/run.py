@@ -77,8 +77,9 @@ def default_run_dir(spec: RunSpec, root: str | Path = "runs") -> Path:
     return path
 
 
-def _prepare(spec: RunSpec) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
-    torch.set_num_threads(spec.train.threads or default_threads())
+def _prepare(spec: RunSpec, threads: int | None = None
+             ) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
+    torch.set_num_threads(spec.train.threads or threads or default_threads())
     seed_everything(spec.seed)
     data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
     fit_bins(data, spec.model, seed=spec.seed)
@@ -91,9 +92,18 @@ def _prepare(spec: RunSpec) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
 
 
 def model_record(spec: RunSpec, data: Dataset, d_out: int) -> dict[str, Any]:
-    """Everything needed to rebuild the model and its preprocessing without the data."""
+    """Everything needed to rebuild the model and its preprocessing without the data, plus the
+    torch thread count the run started with (a resume reuses it: results depend on it in the
+    last bits, and `train.threads = None` picks it from the free cores)."""
     return {"model": spec.model.model_dump(mode="json"), "schema": data.schema.to_dict(),
-            "d_out": d_out, "features": data.features.to_dict(), "target": data.target.to_dict()}
+            "d_out": d_out, "features": data.features.to_dict(), "target": data.target.to_dict(),
+            "threads": torch.get_num_threads()}
+
+
+def _recorded_threads(run_dir: Path) -> int | None:
+    """The thread count a run directory's `model.json` recorded (None for older runs)."""
+    threads = ckpt.read_json(run_dir / "model.json").get("threads")
+    return threads if isinstance(threads, int) and threads >= 1 else None
 
 
 def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
@@ -115,7 +125,8 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     with contextlib.ExitStack() as held:
         if run_dir is not None and resume:  # before loading the data: a second writer fails fast
             held.enter_context(run_lock(run_dir))
-        data, task, model, counts = _prepare(spec)
+        data, task, model, counts = _prepare(
+            spec, _recorded_threads(run_dir) if run_dir is not None and resume else None)
         trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
                           quiet=quiet, flops_per_sample=counts["flops_per_sample"], stop=stop)
         if run_dir is not None:
