@@ -24,6 +24,7 @@ from mlplab.nn.backbone import Backbone
 from mlplab.nn.kan import KANUnit
 from mlplab.nn.moe import MoEUnit
 from mlplab.nn.registry import BLOCKS, UNITS
+from mlplab.nn.splines import basis, data_knots
 from mlplab.spec import ModelSpec
 from mlplab.tasks import make_task
 from mlplab.train.trainer import Trainer
@@ -364,3 +365,29 @@ def test_moe_resume_is_bitwise(tiny_spec, tmp_path, options):
     torch.manual_seed(999)  # the resumed run restores the RNG (Gumbel noise) itself
     resumed = mlplab.resume(tmp_path / "run")
     assert resumed.metrics == reference.metrics
+
+
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_spline_basis_backward_matches_autograd_of_the_recursion(order):
+    knots = data_knots(torch.randn(300, 2, dtype=torch.float64), 4, order, eps=0.3)
+    x = torch.linspace(-4, 4, 801, dtype=torch.float64).unsqueeze(1).expand(-1, 2) * \
+        torch.tensor([1.0, 0.7], dtype=torch.float64)  # beyond the knots on both sides too
+    x = x.contiguous().requires_grad_()
+    upstream = torch.randn(801, 2, 4 + order, dtype=torch.float64)
+    bases = basis(x, knots, order)
+    (fast,) = torch.autograd.grad((bases * upstream).sum(), x)
+    plain = reference_bases(x, knots, order)
+    (reference,) = torch.autograd.grad((plain * upstream).sum(), x)
+    assert torch.allclose(bases, plain, atol=1e-12)
+    assert torch.allclose(fast, reference, atol=1e-9)
+
+
+def reference_bases(x: torch.Tensor, t: torch.Tensor, order: int) -> torch.Tensor:
+    """Cox-de Boor as textbooks write it, out of place (autograd differentiates it)."""
+    x = x.unsqueeze(-1)
+    b = ((x >= t[:, :-1]) & (x < t[:, 1:])).to(x.dtype)
+    for k in range(1, order + 1):
+        left = (x - t[:, :-(k + 1)]) / (t[:, k:-1] - t[:, :-(k + 1)]) * b[..., :-1]
+        right = (t[:, k + 1:] - x) / (t[:, k + 1:] - t[:, 1:-k]) * b[..., 1:]
+        b = left + right
+    return b

@@ -52,6 +52,7 @@ def _bases(x: Tensor, knots: Tensor, order: int, *, slope: bool) -> tuple[Tensor
     x = x.unsqueeze(-1)
     above = x >= knots  # (n, d, L)
     b = torch.logical_xor(above[..., :-1], above[..., 1:]).to(dtype)  # 1 on [t_j, t_{j+1})
+    del above  # temporaries are freed as soon as possible: this runs at the memory peak
     derivative = None
     for k in range(1, order + 1):
         m = b.shape[-1]
@@ -60,14 +61,17 @@ def _bases(x: Tensor, knots: Tensor, order: int, *, slope: bool) -> tuple[Tensor
         if slope and k == order:
             q = b * (k * inv)
             derivative = q[..., :-1] - q[..., 1:]
+            del q
         p = torch.addcmul(-t * inv, x, inv).mul_(b)  # w_j b_j, w_j = (x - t_j) / (t_{j+k} - t_j)
         b = p[..., :-1] + b.sub_(p)[..., 1:]  # w_j b_j + (1 - w_{j+1}) b_{j+1}
+        del p
     return b, derivative
 
 
 class _Basis(torch.autograd.Function):
-    """`basis` with a closed-form backward: saves only the bases' derivatives `(n, d, C)`
-    instead of every intermediate of the recursion."""
+    """`basis` with a closed-form backward: it saves only the bases' derivatives `(n, d, C)`,
+    not every intermediate of the recursion, and contracts them with the incoming gradient
+    as a batched dot product (no `(n, d, C)` temporary)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, knots: Tensor, order: int) -> Tensor:
@@ -80,7 +84,10 @@ class _Basis(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
         (derivative,) = ctx.saved_tensors
-        return (grad * derivative).sum(-1).to(ctx.x_dtype), None, None
+        n, d, c = derivative.shape
+        dot = torch.bmm(grad.reshape(n * d, 1, c).to(derivative.dtype),
+                        derivative.reshape(n * d, c, 1))
+        return dot.reshape(n, d).to(ctx.x_dtype), None, None
 
 
 def basis(x: Tensor, knots: Tensor, order: int) -> Tensor:
