@@ -29,7 +29,7 @@ from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import SpecError, TrainingError
 from mlplab.predictions import BATCH_SIZE, FramePredictor
-from mlplab.rundir import SUMMARY_KEYS, read_record, read_spec, rebuild
+from mlplab.rundir import RECORD_KEYS, SUMMARY_KEYS, read_record, read_spec, rebuild
 from mlplab.spec import RunSpec, parse_spec
 from mlplab.tasks import Task, make_task
 from mlplab.train import checkpoint as ckpt
@@ -102,7 +102,7 @@ def model_record(spec: RunSpec, data: Dataset, d_out: int) -> dict[str, Any]:
 
 def _recorded_threads(run_dir: Path) -> int | None:
     """The thread count a run directory's `model.json` recorded (None for older runs)."""
-    threads = ckpt.read_json(run_dir / "model.json").get("threads")
+    threads = ckpt.read_json(run_dir / "model.json", keys=RECORD_KEYS).get("threads")
     return threads if isinstance(threads, int) and threads >= 1 else None
 
 
