@@ -139,6 +139,11 @@ def test_block_activation_unit_keywords() -> None:
     assert (tabm._model_spec().block, tabm._model_spec().ensemble) == ("standard", "tabm")
     assert mlplab.MLPClassifier(arch="resnet")._model_spec().block == "standard"
     assert mlplab.MLPClassifier()._model_spec().activation == "relu"
+    kan = mlplab.MLPRegressor(unit="kan", unit_options={"grid": 4}, **FAST)
+    assert kan._model_spec().activation is None  # no ReLU stacked on a nonlinear unit
+    assert mlplab.MLPRegressor(unit="kan", activation="silu")._model_spec().activation == "silu"
+    kan.fit(X[["a"]], np.asarray(X["a"]) ** 2)
+    assert not any(isinstance(m, torch.nn.ReLU) for m in kan.model_.modules())
     with pytest.raises(mlplab.SpecError, match="block: unknown block 'hourglas'; did you mean"):
         mlplab.MLPClassifier(block="hourglas", **FAST).fit(X, y)
     with pytest.raises(mlplab.SpecError, match="activation: unknown activation 'swish'"):

@@ -12,10 +12,11 @@ from pydantic import ValidationError
 from mlplab.errors import SpecError
 from mlplab.nn import registry
 from mlplab.nn.adapters import CAT_ENCODINGS as ADAPTER_CAT_ENCODINGS
+from mlplab.nn.blocks import is_nonlinear
 from mlplab.spec import ModelSpec, TrainSpec, _format_error
 from mlplab.train.threads import default_threads
 
-# arch -> (block, ensemble); ReLU unless `activation` is given; plain blocks have no norm (TabM
+# arch -> (block, ensemble); ReLU unless `activation` is given (none after a nonlinear unit); plain blocks have no norm (TabM
 # paper); `block` replaces the arch's block.
 ARCHS: dict[str, tuple[str, str]] = {
     "mlp": ("plain", "none"),
@@ -55,11 +56,13 @@ def model_spec(est: Any) -> ModelSpec:
         raise SpecError(f"unit: {est.unit!r} does not go with a BatchEnsemble (arch 'tabm' "
                         "or k > 1), which builds its own units; leave unit=None")
     n_blocks = est.n_blocks if est.n_blocks is not None else (2 if embed != "none" else 3)
+    unit = est.unit or "linear"
+    activation = est.activation or (None if is_nonlinear(unit) else "relu")  # the block rule
     try:
         return ModelSpec(block=block, width=est.d_block, depth=n_blocks,
-                         activation=est.activation or "relu",
+                         activation=activation,
                          norm="none" if block == "plain" else "layernorm",
-                         unit=est.unit or "linear", unit_options=est.unit_options or {},
+                         unit=unit, unit_options=est.unit_options or {},
                          dropout=est.dropout, ensemble=ensemble,
                          k=None if ensemble == "none" else est.k, num_embeddings=embed,
                          cat_encoding=cat_encoding)
