@@ -128,7 +128,8 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
         data, task, model, counts = _prepare(
             spec, _recorded_threads(run_dir) if run_dir is not None and resume else None)
         trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
-                          quiet=quiet, flops_per_sample=counts["flops_per_sample"], stop=stop)
+                          quiet=quiet, flops_per_sample=counts["matmul_flops_per_sample"],
+                          stop=stop)
         if run_dir is not None:
             if not resume:
                 run_dir.mkdir(parents=True, exist_ok=True)

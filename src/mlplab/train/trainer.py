@@ -84,7 +84,8 @@ def batch_starts(n: int, batch_size: int) -> list[int]:
 class Trainer:
     """Trains `model` on `data.train`, early-stops on `data.val`, restores the best weights.
 
-    `flops_per_sample` (forward) turns throughput into achieved GFLOP/s (x3 for training).
+    `flops_per_sample` (forward matmul FLOPs, as the peak counts them) turns throughput into
+    achieved GFLOP/s (x3 for training).
     With `run_dir`, every epoch is checkpointed and `resume()` continues a killed run.
     `stop()`, when given, is polled after every epoch, before its checkpoint: True raises
     `TrainingStopped` and nothing more is written.
