@@ -16,13 +16,15 @@ __all__ = [
     "train", "resume", "load_run", "LoadedRun", "RunResult", "RunSpec", "load_spec", "parse_spec",
     "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
     "TrainingError", "__version__", "MLPClassifier", "MLPRegressor", "TabMClassifier",
-    "TabMRegressor", "load", "sweep", "report", "SweepResult", "predict",
+    "TabMRegressor", "load", "sweep", "report", "SweepResult", "predict", "repro",
 ]
 
 
 def __getattr__(name: str):  # the lab (Optuna, SQLAlchemy, matplotlib) loads on first use
     import importlib
 
+    if name == "repro":  # a callable module: mlplab.repro("tabm"), mlplab.repro.REPRODUCTIONS
+        return importlib.import_module("mlplab.repro")
     where = {"sweep": "mlplab.lab.sweep", "SweepResult": "mlplab.lab.sweep",
              "report": "mlplab.lab.report"}
     if name not in where:

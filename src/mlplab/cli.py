@@ -264,6 +264,26 @@ def cmd_bench(args: argparse.Namespace) -> None:
                   log=lambda text: out.print(text, markup=False))
 
 
+def cmd_repro(args: argparse.Namespace) -> None:
+    from mlplab.repro import REPRODUCTIONS, run
+    from mlplab.specfile import apply_overrides
+
+    if args.list or not args.name:
+        table = Table(title="reproductions (mlplab repro NAME)")
+        for col in ("name", "paper", "claim", "minutes", "--full"):
+            table.add_column(col, justify="right" if col in ("minutes", "--full") else "left")
+        for r in REPRODUCTIONS.values():
+            table.add_row(r.name, r.paper, r.claim, f"{r.minutes:g}", f"~{r.full_minutes:g}")
+        _print_wide(table)
+        return
+    verdict = run(args.name, out=args.out, full=args.full, workers=args.workers,
+                  protocol=apply_overrides({}, args.set), quiet=args.quiet)
+    for line in verdict.lines():
+        out.print(line, markup=False)
+    out.print(f"verdict.md, verdict.json, verdict.png and reports/ in {verdict.info['out']} "
+              f"({verdict.info['wall_seconds']:.0f}s)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
@@ -346,6 +366,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     p.add_argument("--out", default="BENCHMARKS.md", help="markdown file to update")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("repro", help="re-check a paper's claim: its sweeps, lab reports and a "
+                                     "measured verdict (--list shows them)")
+    p.add_argument("name", nargs="?", help="reproduction name (see --list)")
+    p.add_argument("--list", action="store_true", help="list the reproductions")
+    p.add_argument("--out", help="directory for lab.sqlite, trials, reports and verdict.md "
+                                 "(default runs/repro-<name>); running again resumes")
+    p.add_argument("--full", action="store_true", help="the larger protocol (more seeds, "
+                                                       "budgets, datasets)")
+    p.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a protocol setting, e.g. --set seeds=[0,1] (repeatable)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_repro)
     for command in sub.choices.values():  # `--debug` also after the subcommand
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help=argparse.SUPPRESS)

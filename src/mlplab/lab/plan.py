@@ -15,7 +15,7 @@ import torch
 from mlplab.errors import SpecError
 from mlplab.lab import search
 from mlplab.lab.budget import Meters, ModelMeter, solve_spec
-from mlplab.lab.spec import SweepSpec, family_label, with_values
+from mlplab.lab.spec import SweepSpec, with_values
 from mlplab.lab.store import Store
 from mlplab.spec import RunSpec
 
@@ -48,7 +48,8 @@ def sweep_info(spec: SweepSpec, meter: ModelMeter) -> dict[str, Any]:
 
 
 def family_spec(spec: SweepSpec, values: dict[str, Any]) -> RunSpec:
-    return with_values(spec.base, values, where=f"axes {family_label(values)!r}")
+    where = f"{'family' if spec.family else 'axes'} {spec.label_of(values)!r}"
+    return with_values(spec.base, values, where=where)
 
 
 def trial_spec(spec: SweepSpec, meters: Meters, values: dict[str, Any], budget: float | None,
@@ -61,15 +62,14 @@ def trial_spec(spec: SweepSpec, meters: Meters, values: dict[str, Any], budget: 
         return run, meter.measure(run)
     run, solved = solve_spec(meter, run, budget, kind=spec.budget.kind,
                              tolerance=spec.budget.tolerance, max_width=spec.budget.max_width,
-                             what=f"family {family_label(values)!r}")
+                             what=f"family {spec.label_of(values)!r}")
     return run, {"params": solved.params, "flops_per_sample": solved.flops}
 
 
 def plan_rows(spec: SweepSpec, meters: Meters) -> list[dict[str, Any]]:
     rows = []
     budgets: list[float | None] = list(spec.budget.values) if spec.budget else [None]
-    for values in spec.families():
-        label = family_label(values)
+    for label, values in spec.labelled_families():
         for budget in budgets:
             common = {"family": label, "family_values": values, "budget": budget}
             run, counts = trial_spec(spec, meters, values, budget, spec.seeds[0])

@@ -16,11 +16,15 @@ params = [3e3, 1e4]
 n_trials = 6
 space = { "train.lr" = { low = 3e-4, high = 1e-2, log = true } }
 ```
+
+Instead of `[axes]`, named families list exactly the variants to compare (no grid):
+`[family.mlp]` (empty: the base spec), `[family.tabm]` with `"model.ensemble" = "tabm"`, ...
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from mlplab.errors import SpecError
 from mlplab.spec import RunSpec, _format_error, apply_overrides, parse_spec, read_spec_file
 
-SWEEP_KEYS = ("name", "seeds", "axes", "budget", "search", "analysis", "execution")
+SWEEP_KEYS = ("name", "seeds", "axes", "family", "budget", "search", "analysis", "execution")
+FAMILY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,59}")
 
 
 class _Section(BaseModel):
@@ -117,16 +122,32 @@ class SweepSpec(_Section):
     base: RunSpec
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     axes: dict[str, list[Any]] = Field(default_factory=dict)
+    family: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="named families {name: {dotted.field: value}}, "
+        "instead of the grid of axes")
     budget: BudgetSpec | None = None
     search: SearchSpec | None = None
     analysis: AnalysisSpec = Field(default_factory=AnalysisSpec)
     execution: ExecutionSpec = Field(default_factory=ExecutionSpec)
 
     def families(self) -> list[dict[str, Any]]:
-        """Every combination of the axes' values, as `{field: value}` (one empty dict without axes)."""
+        """Every family's values `{field: value}`: the named `family` tables, else every
+        combination of the axes' values (one empty dict without axes)."""
+        return [values for _, values in self.labelled_families()]
+
+    def labelled_families(self) -> list[tuple[str, dict[str, Any]]]:
+        """`(label, values)` per family: a named family's label is its name."""
+        if self.family:
+            return list(self.family.items())
         keys = list(self.axes)
-        return [dict(zip(keys, combo, strict=True))
+        grid = [dict(zip(keys, combo, strict=True))
                 for combo in itertools.product(*(self.axes[k] for k in keys))]
+        return [(family_label(values), values) for values in grid]
+
+    def label_of(self, values: dict[str, Any]) -> str:
+        """The label of the family with these values (a named family's name)."""
+        return next((name for name, v in self.family.items() if v == values),
+                    family_label(values))
 
 
 def family_label(values: dict[str, Any]) -> str:
@@ -164,8 +185,20 @@ def with_values(base: RunSpec, values: dict[str, Any], *, where: str) -> RunSpec
         raise SpecError(f"{where}: {err}") from None
 
 
+def _check_family_names(spec: SweepSpec) -> None:
+    if spec.family and spec.axes:
+        raise SpecError("family: give either [axes] or named [family.<name>] tables, not both")
+    for name in spec.family:
+        if not FAMILY_NAME.fullmatch(name):
+            raise SpecError(f"family: name {name!r} must be 1-60 letters, digits or . _ + - "
+                            "(starting with a letter or digit)")
+
+
 def _check_fields(spec: SweepSpec) -> None:
-    for source, keys in (("axes", spec.axes), ("search.space", spec.search.space if spec.search else {})):
+    _check_family_names(spec)
+    named = [(f"family.{n}", v) for n, v in spec.family.items()]
+    for source, keys in (("axes", spec.axes), *named,
+                         ("search.space", spec.search.space if spec.search else {})):
         for key in keys:
             if not field_exists(key):
                 raise SpecError(f"{source}: {key!r} is not a run-spec field (e.g. 'model.block')")
@@ -178,16 +211,18 @@ def _check_fields(spec: SweepSpec) -> None:
         if not values:
             raise SpecError(f"axes: {key!r} needs at least one value")
     if spec.search:
-        both = set(spec.axes) & set(spec.search.space)
+        varied = set(spec.axes).union(*spec.family.values())
+        both = varied & set(spec.search.space)
         if both:
-            raise SpecError(f"search.space: {sorted(both)[0]!r} is already an axis")
-    for family in spec.families():
-        with_values(spec.base, family, where=f"axes {family_label(family)!r}")
+            raise SpecError(f"search.space: {sorted(both)[0]!r} is already an axis or a "
+                            "family's field")
+    for label, family in spec.labelled_families():
+        with_values(spec.base, family, where=f"{'family' if spec.family else 'axes'} {label!r}")
 
 
 def is_sweep(data: dict[str, Any]) -> bool:
     """Does a spec dict describe a sweep (rather than one run)?"""
-    return any(k in data for k in ("seeds", "axes", "budget", "search"))
+    return any(k in data for k in ("seeds", "axes", "family", "budget", "search"))
 
 
 def parse_sweep(data: dict[str, Any]) -> SweepSpec:
@@ -198,8 +233,9 @@ def parse_sweep(data: dict[str, Any]) -> SweepSpec:
     top = {k: data.pop(k) for k in SWEEP_KEYS if k in data}
     if not top.get("name"):
         raise SpecError("name: a sweep needs a name (it names the store and the run directory)")
-    if "budget" not in top and "search" not in top and "axes" not in top:
-        raise SpecError("a sweep needs at least one of [axes], [budget] or [search]")
+    if not {"budget", "search", "axes", "family"} & set(top):
+        raise SpecError("a sweep needs at least one of [axes], [family.<name>], [budget] or "
+                        "[search]")
     base = parse_spec({**data, "name": top["name"], "seed": 0})
     try:
         spec = SweepSpec.model_validate({**top, "base": base})

@@ -364,6 +364,8 @@ def _fixed_part(spec: dict[str, Any]) -> dict[str, Any]:
     fixed = json.loads(json.dumps(spec))
     fixed.pop("seeds", None)
     fixed["axes"] = sorted(fixed.get("axes") or {})
+    if not fixed.get("family"):  # stored before named families existed, or none named
+        fixed.pop("family", None)
     if fixed.get("budget"):
         fixed["budget"].pop("params", None)
         fixed["budget"].pop("flops", None)
