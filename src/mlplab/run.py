@@ -146,6 +146,10 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
                 (run_dir / ckpt.FAILED_FILE).unlink(missing_ok=True)
                 trainer.resume()
         state = trainer.fit()
+        if sum(p.numel() for p in model.parameters() if p.requires_grad) != counts[
+                "trainable_params"]:
+            # train.grid_extend resized the model: count it as it ends (the best epoch's grid)
+            counts = count(model, data.train.inputs(slice(0, min(64, len(data.train)))))
         metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
         result = RunResult(spec, metrics, counts, trainer.timings(), state.curves,
                            state.best_epoch, state.epoch, state.stopped_early, model, run_dir)

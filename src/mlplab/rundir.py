@@ -61,11 +61,9 @@ def check_run(run_dir: str | Path) -> None:
     checkpoint's) names exactly the model's tensors and shapes and covers its file."""
     run_dir = Path(run_dir)
     _, _, model = rebuild(run_dir)
-    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     if (run_dir / "metrics.json").exists():
         ckpt.read_json(run_dir / "metrics.json", keys=SUMMARY_KEYS)
-        ckpt.check_shapes(shapes, ckpt.tensor_shapes(run_dir / "model.safetensors"),
-                          run_dir / "model.safetensors")
+        ckpt.check_fits(model, run_dir / "model.safetensors")  # a KAN at its saved grid size
         return
     if (run_dir / ckpt.FAILED_FILE).exists():
         ckpt.read_json(run_dir / ckpt.FAILED_FILE, keys=("error",))
@@ -74,7 +72,7 @@ def check_run(run_dir: str | Path) -> None:
         with ckpt.reading(last / "state.json"):
             STATE.validate_python(ckpt.read_json(last / "state.json"))
         for name in ("model.safetensors", "best.safetensors"):
-            ckpt.check_shapes(shapes, ckpt.tensor_shapes(last / name), last / name)
+            ckpt.check_fits(model, last / name)
         for name in ("optimizer.safetensors", "rng.safetensors"):
             ckpt.tensor_shapes(last / name)
         ckpt.read_json(last / "optimizer.json", keys=("param_groups", "scalars"))

@@ -142,7 +142,9 @@ _REGISTRY_OF_FIELD = {"block": registry.BLOCKS, "activation": registry.ACTIVATIO
 class TrainSpec(Section):
     """The one training loop's settings."""
 
-    optimizer: Literal["adamw", "sgd"] = "adamw"
+    optimizer: Literal["adamw", "sgd", "lbfgs"] = Field(
+        "adamw", description="lbfgs: one full-batch L-BFGS step per epoch (defaults lr 1, no "
+        "warmup, constant schedule; weight_decay, momentum, grad_clip, batch_size do not apply)")
     lr: float = Field(1e-3, gt=0.0)
     weight_decay: float = Field(1e-4, ge=0.0)
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
@@ -160,6 +162,68 @@ class TrainSpec(Section):
     fp32_matmul: Literal["fast", "default"] = Field(
         "default", description="default: PyTorch's own choice (MKL on x86); fast: fp32 matmuls "
         "via oneDNN when that keeps fp32 accuracy on this CPU (checked once per process)")
+    lbfgs_history: int = Field(10, ge=1, description="lbfgs: curvature pairs kept")
+    lbfgs_max_iter: int = Field(20, ge=1, description="lbfgs: iterations within one step")
+    lbfgs_line_search: Literal["strong_wolfe", "none"] = "strong_wolfe"
+    lbfgs_tolerance: float = Field(
+        0.0, ge=0.0, description="lbfgs: a step ends early once the gradient or the loss "
+        "change falls to this (0, as pykan: only once the line search stops moving)")
+    grid_update_epochs: list[int] = Field(
+        default_factory=list, description="after these many epochs (0: before training) move "
+        "every spline grid (kan) to the training data's quantiles")
+    grid_extend: dict[int, int] = Field(
+        default_factory=dict, description="{epochs: grid} or [[epochs, grid], ...]: after that "
+        "many epochs refine every spline grid to `grid` intervals (least-squares refit)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lbfgs_defaults(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("optimizer") == "lbfgs":
+            defaults = {"lr": 1.0, "warmup_epochs": 0.0, "schedule": "constant",
+                        "grad_clip": None, "weight_decay": 0.0}
+            data = {**defaults, **data}
+        return data
+
+    @field_validator("grid_update_epochs")
+    @classmethod
+    def _update_epochs(cls, value: list[int], info: ValidationInfo) -> list[int]:
+        for epoch in value:
+            _check_hook_epoch(epoch, info)
+        if len(set(value)) != len(value):
+            raise ValueError(f"lists an epoch twice: {value}")
+        return sorted(value)
+
+    @field_validator("grid_extend", mode="before")
+    @classmethod
+    def _extend_pairs(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            if not all(isinstance(p, list | tuple) and len(p) == 2 for p in value):
+                raise ValueError("expected {epochs: grid} or a list of [epochs, grid] pairs")
+            epochs = [p[0] for p in value]
+            if len(set(epochs)) != len(epochs):
+                raise ValueError(f"lists an epoch twice: {epochs}")
+            return dict(value)
+        return value
+
+    @field_validator("grid_extend")
+    @classmethod
+    def _extend_schedule(cls, value: dict[int, int], info: ValidationInfo) -> dict[int, int]:
+        value = dict(sorted(value.items()))
+        for epoch in value:
+            _check_hook_epoch(epoch, info)
+        grids = list(value.values())
+        if any(g < 1 for g in grids) or grids != sorted(set(grids)):
+            raise ValueError(f"grids must be positive and increase with the epoch (coarse -> "
+                             f"fine), got {grids}")
+        return value
+
+
+def _check_hook_epoch(epoch: int, info: ValidationInfo) -> None:
+    """A scheduled epoch counts completed epochs: 0 (before training) .. train.epochs - 1."""
+    epochs = info.data.get("epochs")
+    if epochs is not None and not 0 <= epoch < epochs:
+        raise ValueError(f"epoch {epoch} is outside the run: expected 0 (before training) .. "
+                         f"{epochs - 1} (train.epochs - 1)")
 
 
 class RunSpec(Section):
@@ -177,6 +241,13 @@ class RunSpec(Section):
         if self.model.norm == "batchnorm" and self.train.batch_size < 2:
             raise ValueError("train.batch_size = 1 cannot train model.norm = 'batchnorm' "
                              "(it needs at least 2 rows per batch)")
+        return self
+
+    @model_validator(mode="after")
+    def _grid_schedule_needs_a_grid(self) -> RunSpec:
+        from mlplab.train.hooks import check_grid_schedule
+
+        check_grid_schedule(self.model, self.train)
         return self
 
     @field_validator("name")

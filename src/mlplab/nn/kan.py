@@ -8,6 +8,7 @@ loop and no `(n, d_in, d_out)` intermediate.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -101,18 +102,21 @@ class KANUnit(nn.Module):
     @torch.no_grad()
     def update_grid(self, x: Tensor, *, margin: float = 0.01) -> None:
         """Move the knots to the data `x (..., d_in)` (quantiles mixed with a uniform grid over
-        its range, `grid_eps`) and refit the coefficients by least squares so that the spline
-        on the old grid is kept on `x`."""
+        its range, `grid_eps`; the grid reaches `margin * max(range, 1)` beyond the data) and
+        refit the coefficients by least squares so that the spline on the old grid is kept on
+        `x`."""
         x = x.detach().reshape(-1, self.d_in)
         knots = data_knots(x.float(), self.grid, self.order, eps=self.grid_eps, margin=margin)
         self._refit(x, knots.to(self.knots))
 
     @torch.no_grad()
-    def extend_grid(self, new_grid: int, x: Tensor | None = None) -> None:
+    def extend_grid(self, new_grid: int, x: Tensor | None = None, *,
+                    margin: float = 0.01) -> None:
         """Change the number of grid intervals to `new_grid` (coarse -> fine), refitting the
         coefficients by least squares. Without `x` the new knots are uniform over each input's
         current grid range (a uniform grid refined by an integer factor keeps the function
-        exactly); with `x (..., d_in)` they are placed from the data as in `update_grid`."""
+        exactly); with `x (..., d_in)` they are placed from the data as in `update_grid`
+        (`margin` as there)."""
         opt.check_int({"grid": new_grid}, "grid", low=1)
         if x is None:
             low, high = self.knots[:, self.order], self.knots[:, self.order + self.grid]
@@ -123,7 +127,8 @@ class KANUnit(nn.Module):
             sample = low + ramp.unsqueeze(1) * (high - low)
         else:
             sample = x.detach().reshape(-1, self.d_in)
-            knots = data_knots(sample.float(), new_grid, self.order, eps=self.grid_eps)
+            knots = data_knots(sample.float(), new_grid, self.order, eps=self.grid_eps,
+                               margin=margin)
         self._refit(sample.to(self.knots), knots.to(self.knots), grid=new_grid)
 
     def _refit(self, sample: Tensor, knots: Tensor, grid: int | None = None) -> None:
@@ -132,9 +137,24 @@ class KANUnit(nn.Module):
         if coef.shape == self.spline_weight.shape:
             self.spline_weight.copy_(coef)
         else:
-            self.spline_weight = nn.Parameter(coef)
+            # contiguous: einsum's result may not be, and L-BFGS views each gradient flat
+            self.spline_weight = nn.Parameter(coef.contiguous(), self.spline_weight.requires_grad)
         self.knots = knots
         self.grid = grid if grid is not None else self.grid
+
+    def adopt_shapes(self, shapes: Mapping[str, tuple[int, ...]], prefix: str = "") -> None:
+        """Take the grid size of a state dict about to be loaded (`{name: shape}`, this unit's
+        names under `prefix`): weights saved after `extend_grid` load into a unit built at the
+        spec's grid. The values come from the state dict (knots included)."""
+        shape = tuple(shapes.get(prefix + "spline_weight", ()))
+        if len(shape) != 3 or shape[:2] != (self.d_out, self.d_in):
+            return
+        grid = shape[2] - self.order
+        if grid >= 1 and grid != self.grid:
+            self.spline_weight = nn.Parameter(self.spline_weight.new_zeros(shape),
+                                              self.spline_weight.requires_grad)
+            self.knots = self.knots.new_zeros(self.d_in, grid + 2 * self.order + 1)
+            self.grid = grid
 
     # -- regularisation -----------------------------------------------------------------
 

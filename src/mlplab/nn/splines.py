@@ -28,16 +28,20 @@ def uniform_knots(d: int, grid: int, order: int, low: float | Tensor, high: floa
 def data_knots(x: Tensor, grid: int, order: int, *, eps: float, margin: float = 0.01) -> Tensor:
     """Knots from the data `x (n, d)`: `grid + 1` quantile points per input mixed with a uniform
     grid over the data's range (`eps` of uniform, as efficient-kan does), then `order` uniformly
-    spaced knots beyond each end. `eps > 0` keeps the knots strictly increasing even for constant
-    or tied columns. Returns `(d, grid + 2*order + 1)`.
+    spaced knots beyond each end. Both end points lie `margin * max(range, 1)` beyond the data,
+    so inputs just outside the sample (test rows) still fall inside the grid, where the spline
+    was fitted, not on its unconstrained outer bases. `eps > 0` keeps the knots strictly
+    increasing even for constant or tied columns. Returns `(d, grid + 2*order + 1)`.
     """
     x_sorted = torch.sort(x.detach(), dim=0).values
     n = x_sorted.shape[0]
     idx = torch.linspace(0, n - 1, grid + 1, device=x.device).round().long()
+    pad = margin * (x_sorted[-1] - x_sorted[0]).clamp_min(1.0)  # (d,)
     adaptive = x_sorted[idx]  # (grid + 1, d)
-    step = (x_sorted[-1] - x_sorted[0] + 2 * margin) / grid  # (d,)
+    adaptive[0], adaptive[-1] = adaptive[0] - pad, adaptive[-1] + pad
+    step = (adaptive[-1] - adaptive[0]) / grid  # (d,)
     ramp = torch.arange(grid + 1, device=x.device, dtype=x.dtype).unsqueeze(1)
-    uniform = ramp * step + x_sorted[0] - margin
+    uniform = ramp * step + adaptive[0]
     inner = eps * uniform + (1 - eps) * adaptive
     left = inner[:1] - step * torch.arange(order, 0, -1, device=x.device, dtype=x.dtype)[:, None]
     right = inner[-1:] + step * torch.arange(1, order + 1, device=x.device, dtype=x.dtype)[:, None]

@@ -13,6 +13,7 @@ Reading is where bad files are caught: a missing, truncated or non-JSON/non-safe
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import math
 import os
@@ -171,12 +172,43 @@ def _some(names: list[str], limit: int = 3) -> str:
     return shown + (f" (and {len(names) - limit} more)" if len(names) > limit else "")
 
 
+def adopt_shapes(model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]]) -> None:
+    """Before loading a state dict with these `{name: shape}`: every submodule with an
+    `adopt_shapes(shapes, prefix)` method resizes itself to it (a KAN unit takes the grid size
+    the weights were saved at, which `train.grid_extend` changes during a run)."""
+    for name, module in model.named_modules():
+        adopt = getattr(module, "adopt_shapes", None)
+        if callable(adopt):
+            adopt(shapes, f"{name}." if name else "")
+
+
+def shapes_for(model: torch.nn.Module, shapes: Mapping[str, tuple[int, ...]]) -> dict[str, tuple[int, ...]]:
+    """The state shapes `model` would have after `adopt_shapes(model, shapes)`, leaving it as is."""
+    probe = model
+    if any(callable(getattr(m, "adopt_shapes", None)) for m in model.modules()):
+        probe = copy.deepcopy(model)
+        adopt_shapes(probe, shapes)
+    return {k: tuple(v.shape) for k, v in probe.state_dict().items()}
+
+
+def check_fits(model: torch.nn.Module, path: str | Path) -> None:
+    """`check_shapes` of a safetensors file's header against `model` (after `adopt_shapes`)."""
+    got = tensor_shapes(path)
+    check_shapes(shapes_for(model, got), got, path)
+
+
+def load_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]) -> None:
+    """`model.load_state_dict(tensors)` after `adopt_shapes`."""
+    adopt_shapes(model, {k: tuple(v.shape) for k, v in tensors.items()})
+    model.load_state_dict(tensors)
+
+
 def load_weights(model: torch.nn.Module, path: str | Path, *, model_name: str = "the model") -> None:
     """Load a safetensors state dict into `model`, checking every name and shape first."""
     tensors = read_tensors(path)
-    check_shapes({k: tuple(v.shape) for k, v in model.state_dict().items()},
-                 {k: tuple(v.shape) for k, v in tensors.items()}, path, model=model_name)
-    model.load_state_dict(tensors)
+    got = {k: tuple(v.shape) for k, v in tensors.items()}
+    check_shapes(shapes_for(model, got), got, path, model=model_name)
+    load_state(model, tensors)
 
 
 @contextlib.contextmanager
@@ -211,25 +243,43 @@ def write_tensors(path: str | Path, tensors: dict[str, torch.Tensor],
 
 
 def optimizer_to_files(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Split an optimizer `state_dict` into tensors (for safetensors) and JSON-able rest."""
+    """Split an optimizer `state_dict` into tensors (for safetensors) and JSON-able rest.
+
+    Lists (L-BFGS's history) stay in the JSON with each tensor item replaced by
+    `{"tensor": key}`, its key in the tensors; ints, floats and None keep their type.
+    """
     tensors: dict[str, torch.Tensor] = {}
     scalars: dict[str, dict[str, Any]] = {}
     for idx, entry in state["state"].items():
         for name, value in entry.items():
             if isinstance(value, torch.Tensor):
                 tensors[f"{idx}.{name}"] = value
-            else:
-                scalars.setdefault(str(idx), {})[name] = value
+                continue
+            if isinstance(value, list | tuple):
+                items = []
+                for k, item in enumerate(value):
+                    if isinstance(item, torch.Tensor):
+                        tensors[f"{idx}.{name}[{k}]"] = item
+                        item = {"tensor": f"{idx}.{name}[{k}]"}
+                    items.append(item)
+                value = items
+            scalars.setdefault(str(idx), {})[name] = value
     return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
 
 
 def optimizer_from_files(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `optimizer_to_files`."""
+    tensors = dict(tensors)
     state: dict[int, dict[str, Any]] = {}
+    for idx, entry in meta["scalars"].items():
+        for name, value in entry.items():
+            if isinstance(value, list):
+                value = [tensors.pop(item["tensor"]) if isinstance(item, dict) else item
+                         for item in value]
+            state.setdefault(int(idx), {})[name] = value
     for key, value in tensors.items():
         idx, name = key.split(".", 1)
         state.setdefault(int(idx), {})[name] = value
-    for idx, entry in meta["scalars"].items():
-        state.setdefault(int(idx), {}).update(entry)
     return {"state": state, "param_groups": meta["param_groups"]}
 
 

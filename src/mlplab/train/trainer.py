@@ -1,8 +1,10 @@
 """The one training loop in mlplab.
 
 Data stays in memory as tensors; each epoch draws a permutation from a seeded generator and
-batches by indexing it. The learning rate is a pure function of the step (warmup + cosine),
-so resuming needs only the step count. After every epoch the model, the best weights, the
+batches by indexing it. A step hands a closure (forward, loss, backward) to `optim.take_step`:
+AdamW/SGD evaluate it once, L-BFGS (one full batch per epoch) as often as its line search
+needs. Scheduled work (KAN grid updates) runs as epoch hooks (`hooks.py`). The learning rate
+is a pure function of the step (warmup + cosine), so resuming needs only the step count. After every epoch the model, the best weights, the
 optimizer and both RNG states are checkpointed atomically, which makes a resumed run end
 bitwise equal to an uninterrupted one on CPU.
 """
@@ -10,10 +12,11 @@ bitwise equal to an uninterrupted one on CPU.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,8 @@ from mlplab.spec import TrainSpec
 from mlplab.tasks import Task, predict_batches
 from mlplab.train import checkpoint as ckpt
 from mlplab.train import speed
-from mlplab.train.optim import make_optimizer
+from mlplab.train.hooks import EpochHook, hooks_from_spec
+from mlplab.train.optim import batch_rows, check_state_shapes, make_optimizer, take_step
 from mlplab.train.progress import EpochProgress
 
 
@@ -51,16 +55,6 @@ class TrainState:
 
 
 STATE = pydantic.TypeAdapter(TrainState)
-
-
-def _check_optimizer_shapes(optimizer: torch.optim.Optimizer) -> None:
-    """Each loaded per-parameter state tensor (momentum, Adam moments) has its parameter's shape."""
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for name, value in optimizer.state.get(p, {}).items():
-                if isinstance(value, Tensor) and value.ndim and value.shape != p.shape:
-                    raise ValueError(f"optimizer state {name!r} has shape {tuple(value.shape)}, "
-                                     f"its parameter {tuple(p.shape)}")
 
 
 def lr_factor(step: int, *, total: int, warmup: int, schedule: str) -> float:
@@ -88,24 +82,26 @@ class Trainer:
     achieved GFLOP/s (x3 for training).
     With `run_dir`, every epoch is checkpointed and `resume()` continues a killed run.
     `stop()`, when given, is polled after every epoch, before its checkpoint: True raises
-    `TrainingStopped` and nothing more is written.
+    `TrainingStopped` and nothing more is written. `hooks` (`mlplab.train.hooks.EpochHook`)
+    run after those the spec schedules (the grid schedule).
     """
 
     def __init__(self, model: nn.Module, task: Task, data: Dataset, spec: TrainSpec, *,
                  seed: int = 0, run_dir: str | Path | None = None, quiet: bool = False,
-                 flops_per_sample: int = 0, stop: Callable[[], bool] | None = None) -> None:
+                 flops_per_sample: int = 0, stop: Callable[[], bool] | None = None,
+                 hooks: Sequence[EpochHook] = ()) -> None:
         self.model, self.task, self.data, self.spec = model, task, data, spec
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
         self.flops_per_sample = flops_per_sample
         self.stop = stop
+        self.hooks = [*hooks_from_spec(spec), *hooks]
         self.monitor = task.check_monitor(spec.monitor)
         self.higher = task.higher_is_better[self.monitor]
-        self.optimizer = make_optimizer(model, spec)
-        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.reset_optimizer()
         self.generator = torch.Generator().manual_seed(seed)
         n = len(data.train)
-        self.batch_size = min(spec.batch_size, n)
+        self.batch_size = batch_rows(spec, n)
         self.steps_per_epoch = len(batch_starts(n, self.batch_size))
         self.total_steps = spec.epochs * self.steps_per_epoch
         self.warmup_steps = round(spec.warmup_epochs * self.steps_per_epoch)
@@ -113,6 +109,12 @@ class Trainer:
         self.best_weights = self._weights()
 
     # -- state --------------------------------------------------------------------------
+
+    def reset_optimizer(self) -> None:
+        """A fresh optimizer over the model's current parameters (a hook that replaces or
+        reshapes parameters calls it; their old state would not fit)."""
+        self.optimizer = make_optimizer(self.model, self.spec)
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
 
     def _weights(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -164,17 +166,18 @@ class Trainer:
         return True
 
     def _load_checkpoint(self, where: Path) -> None:
-        ckpt.load_weights(self.model, where / "model.safetensors")
-        shapes = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        ckpt.load_weights(self.model, where / "model.safetensors")  # at that epoch's shapes
+        if [id(p) for p in self.model.parameters() if p.requires_grad] != list(map(id, self.params)):
+            self.reset_optimizer()
         best = ckpt.read_tensors(where / "best.safetensors")
-        ckpt.check_shapes(shapes, {k: tuple(v.shape) for k, v in best.items()},
-                          where / "best.safetensors")
+        shapes = {k: tuple(v.shape) for k, v in best.items()}
+        ckpt.check_shapes(ckpt.shapes_for(self.model, shapes), shapes, where / "best.safetensors")
         self.best_weights = best
         tensors = ckpt.read_tensors(where / "optimizer.safetensors")
         meta = ckpt.read_json(where / "optimizer.json", keys=("param_groups", "scalars"))
         with ckpt.reading(where / "optimizer.json"):
             self.optimizer.load_state_dict(ckpt.optimizer_from_files(tensors, meta))
-            _check_optimizer_shapes(self.optimizer)
+            check_state_shapes(self.optimizer)
         rng = ckpt.read_tensors(where / "rng.safetensors")
         with ckpt.reading(where / "rng.safetensors", RuntimeError):
             torch.set_rng_state(rng["torch"])
@@ -203,26 +206,34 @@ class Trainer:
         for start in batch_starts(len(train), self.batch_size):
             idx = perm[start: start + self.batch_size]
             x, x_cat = train.inputs(idx)
+            y, w = train.y[idx], train.w[idx] if train.w is not None else None
             self._set_lr()
-            with self.autocast():
-                out = self.model(x, x_cat)
-            loss = self.task.loss(out.float(), train.y[idx],
-                                  train.w[idx] if train.w is not None else None)
-            aux = total_aux_loss(self.model)  # MoE balance, KAN regularisation, ...
-            value = loss.item()  # train_loss reports the task loss alone
-            if not math.isfinite(value):
-                raise self._diverged(
-                    f"the training loss became {value} at epoch {self.state.epoch + 1}, "
-                    f"step {self.state.step + 1}; lower train.lr or check the data")
-            self.optimizer.zero_grad(set_to_none=True)
-            (loss if aux is None else loss + aux.float()).backward()
-            if self.spec.grad_clip is not None:
-                speed.clip_grad_norm(self.params, self.spec.grad_clip, self.optimizer)
-            self.optimizer.step()
+            values: list[float] = []  # the task loss of each evaluation (L-BFGS makes several)
+            take_step(self.optimizer, functools.partial(self._evaluate_loss, x, x_cat, y, w, values),
+                      params=self.params, grad_clip=self.spec.grad_clip)
+            value = values[0]  # train_loss: the task loss alone, before the step
             total += value * len(idx)
             self.state.step += 1
             self.state.samples_seen += len(idx)
         return total / len(train)
+
+    def _evaluate_loss(self, x: Tensor, x_cat: Tensor | None, y: Tensor, w: Tensor | None,
+                       values: list[float]) -> Tensor:
+        """The step's closure: forward, task loss plus auxiliary losses, backward (gradients
+        zeroed first); appends the task loss to `values` and returns the total."""
+        with self.autocast():
+            out = self.model(x, x_cat)
+        loss = self.task.loss(out.float(), y, w)
+        aux = total_aux_loss(self.model)  # MoE balance, KAN regularisation, ...
+        values.append(loss.item())
+        if not math.isfinite(values[0]):
+            raise self._diverged(
+                f"the training loss became {values[0]} at epoch {self.state.epoch + 1}, "
+                f"step {self.state.step + 1}; lower train.lr or check the data")
+        self.optimizer.zero_grad(set_to_none=True)
+        total = loss if aux is None else loss + aux.float()
+        total.backward()
+        return total
 
     def _check_weights_finite(self) -> None:
         """A NaN/inf gradient can poison the weights while every loss was finite: stop before
@@ -273,6 +284,8 @@ class Trainer:
         with progress:
             progress.advance_to(self.state.epoch)
             while self.state.epoch < self.spec.epochs and not self.state.stopped_early:
+                for hook in self.hooks:
+                    hook.on_epoch_start(self)
                 t0 = time.perf_counter()
                 train_loss = self._train_epoch()
                 self._check_weights_finite()
@@ -295,11 +308,13 @@ class Trainer:
                     "epoch": self.state.epoch, "train_loss": train_loss,
                     **{f"val_{k}": v for k, v in val.items()},
                     "lr": self.optimizer.param_groups[0]["lr"], "seconds": t1 - t0})
+                for hook in self.hooks:
+                    hook.on_epoch_end(self)
                 if self.stop is not None and self.stop():
                     raise TrainingStopped(f"training was stopped after epoch {self.state.epoch}")
                 self._save_checkpoint(improved)
                 progress.epoch_done(self.state.epoch, train_loss, value)
-        self.model.load_state_dict(self.best_weights)
+        ckpt.load_state(self.model, self.best_weights)  # at the best epoch's grid size
         return self.state
 
     def timings(self) -> dict[str, float]:
