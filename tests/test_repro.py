@@ -3,6 +3,7 @@ the CLI, and (slow) each default protocol."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import numpy as np
@@ -179,6 +180,18 @@ def test_tiny_protocol_runs_writes_and_resumes(tmp_path, name):
                          workers=0, reports=False)  # more seeds: only the new trials run
     assert set(load_results(out, part).runs["seed"]) == {0, 1, 2, 3}
     assert all(x.seeds == 4 for c in grown.comparisons for x in c.cells)
+
+
+def test_worker_processes_run_a_tiny_protocol_like_in_process(tmp_path):
+    """Two spawned workers (the default path) finish every trial, as `workers=0` does."""
+    v = mlplab.repro("tabm", out=tmp_path / "procs", protocol=TINY["tabm"], workers=2,
+                     reports=False)
+    assert v.outcome in OUTCOMES and not v.table.empty
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(tmp_path / "procs" / "lab.sqlite")) as db:
+        statuses = [row[0] for row in db.execute("select status from lab_trials")]
+    assert statuses and set(statuses) == {"done"}
 
 
 def test_kan_protocol_includes_the_bspline_control_on_formulas():

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,6 +67,23 @@ def _env(**values: str) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+def worker_starter(target: Callable[..., None], args: tuple[Any, ...],
+                   threads: int) -> Callable[[], mp.Process]:
+    """`start()` launches one spawned worker process running `target(*args)` with the cores
+    split (`OMP_NUM_THREADS` / `MKL_NUM_THREADS` = `threads`) and passive OpenMP waiting, set
+    in the child's environment before it imports torch; restarts get the same environment."""
+    ctx = mp.get_context("spawn")
+
+    def start() -> mp.Process:
+        with _env(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads),
+                  MKL_NUM_THREADS=str(threads)):
+            process = ctx.Process(target=target, args=args, daemon=False)
+            process.start()
+        return process
+
+    return start
 
 
 def as_sweep_spec(spec: SweepSpec | dict[str, Any] | str | Path,
@@ -146,31 +163,23 @@ def sweep(spec: SweepSpec | dict[str, Any] | str | Path, *, out: str | Path | No
             Worker(db, sweep_spec.name, out_dir).run()
             threads = torch.get_num_threads()
         else:
-            ctx = mp.get_context("spawn")
-
-            def start() -> mp.Process:
-                p = ctx.Process(target=worker_main, args=(db.url, sweep_spec.name, str(out_dir),
-                                                          threads), daemon=False)
-                p.start()
-                return p
-
-            with _env(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads),
-                      MKL_NUM_THREADS=str(threads)):
-                procs = [start() for _ in range(n)]
-                main = threading.current_thread() is threading.main_thread()
-                previous = signal.signal(signal.SIGTERM, interrupt) if main else None
-                try:
-                    _progress_loop(db, sweep_id, procs, start,
-                                   None if quiet else Console(stderr=True), max_restarts=3 * n)
-                except KeyboardInterrupt:
-                    for p in procs:
-                        p.terminate()  # each worker releases its trial and exits
-                    raise
-                finally:
-                    if main:
-                        signal.signal(signal.SIGTERM, previous)
-                    for p in procs:
-                        p.join()
+            start = worker_starter(worker_main, (db.url, sweep_spec.name, str(out_dir), threads),
+                                   threads)
+            procs = [start() for _ in range(n)]
+            main = threading.current_thread() is threading.main_thread()
+            previous = signal.signal(signal.SIGTERM, interrupt) if main else None
+            try:
+                _progress_loop(db, sweep_id, procs, start,
+                               None if quiet else Console(stderr=True), max_restarts=3 * n)
+            except KeyboardInterrupt:
+                for p in procs:
+                    p.terminate()  # each worker releases its trial and exits
+                raise
+            finally:
+                if main:
+                    signal.signal(signal.SIGTERM, previous)
+                for p in procs:
+                    p.join()
         counts = db.status_counts(sweep_id)
         errors = [r["error"] for r in db.trials(sweep_id, "error", "status")
                   if r["status"] == "failed" and r["error"]]

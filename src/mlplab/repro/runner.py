@@ -9,7 +9,6 @@ with work left, so no core idles at the tail of one part while another has trial
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import signal
 import threading
@@ -24,7 +23,7 @@ from mlplab.lab.plan import plan, prepare
 from mlplab.lab.results import load_results
 from mlplab.lab.spec import parse_sweep
 from mlplab.lab.store import FINISHED, STORE_FILE, Store
-from mlplab.lab.sweep import _env, cores
+from mlplab.lab.sweep import cores, worker_starter
 from mlplab.lab.worker import ROW_COLUMNS, Worker, claimable, interrupt
 from mlplab.repro.base import Part, Reproduction, collect
 from mlplab.repro.verdict import Verdict
@@ -92,16 +91,8 @@ def _counts(store: Store, ids: list[int]) -> dict[str, int]:
 def _run_processes(store: Store, ids: list[int], names: list[str], out: Path, workers: int,
                    console: Console | None) -> None:
     threads = max(1, cores() // workers)
-    ctx = mp.get_context("spawn")
-
-    def start() -> mp.Process:
-        p = ctx.Process(target=_worker_main, args=(store.url, names, str(out), threads))
-        p.start()
-        return p
-
-    with _env(OMP_WAIT_POLICY="PASSIVE", OMP_NUM_THREADS=str(threads),
-              MKL_NUM_THREADS=str(threads)):
-        procs = [start() for _ in range(workers)]
+    start = worker_starter(_worker_main, (store.url, names, str(out), threads), threads)
+    procs = [start() for _ in range(workers)]
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, interrupt) if main else None
     restarts, last = 0, ""
