@@ -284,6 +284,26 @@ def cmd_repro(args: argparse.Namespace) -> None:
               f"({verdict.info['wall_seconds']:.0f}s)")
 
 
+def cmd_inspect(args: argparse.Namespace) -> None:
+    from mlplab.inspect.api import inspect
+    from mlplab.inspect.report import summary_lines
+
+    what = ["sparsity", "ablation", "probes"] + (["bilinear"] if args.bilinear else [])
+    transcoder = None
+    if args.transcoder is not None:
+        key, _, value = args.transcoder.partition("=")
+        if key != "block" or not value.isdigit():
+            raise MlplabError(f"--transcoder: expected block=N (a block number), got "
+                              f"{args.transcoder!r}")
+        transcoder = {"block": int(value), "expansion": args.expansion, "k": args.k}
+    report = inspect(args.run_dir, what=what, split=args.split, bilinear_top=args.top,
+                     transcoder=transcoder)
+    for line in summary_lines(report):
+        out.print(line, markup=False)
+    path = report.write(args.out)
+    out.print(f"report: {path} (and {path.with_suffix('.md')}, {path.parent / 'plots'})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="mlplab", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true",
@@ -380,6 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a protocol setting, e.g. --set seeds=[0,1] (repeatable)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_repro)
+    p = sub.add_parser("inspect", help="what a trained run learned: activation sparsity, "
+                                       "ablation, probes, bilinear eigenvectors, transcoders "
+                                       "(inspect.html)")
+    p.add_argument("run_dir", help="a finished run directory")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"),
+                   help="rows the statistics and ablations are measured on")
+    p.add_argument("--bilinear", action="store_true",
+                   help="eigendecompose the bilinear blocks' interaction matrices")
+    p.add_argument("--top", type=int, default=8, help="eigenvectors per output (--bilinear)")
+    p.add_argument("--transcoder", metavar="block=N",
+                   help="train a TopK transcoder to replace block N (1-based)")
+    p.add_argument("--expansion", type=int, default=8, help="transcoder latents / width")
+    p.add_argument("--k", type=int, default=32, help="transcoder latents active per row")
+    p.add_argument("--out", help="where to write the report (default: the run directory)")
+    p.set_defaults(func=cmd_inspect)
     for command in sub.choices.values():  # `--debug` also after the subcommand
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help=argparse.SUPPRESS)

@@ -28,6 +28,7 @@ from mlplab.data.bins import fit_bins
 from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import SpecError, TrainingError
+from mlplab.inspect.track import tracking_hooks
 from mlplab.predictions import BATCH_SIZE, FramePredictor
 from mlplab.rundir import RECORD_KEYS, SUMMARY_KEYS, read_record, read_spec, rebuild
 from mlplab.spec import RunSpec, parse_spec
@@ -129,7 +130,7 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
             spec, _recorded_threads(run_dir) if run_dir is not None and resume else None)
         trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
                           quiet=quiet, flops_per_sample=counts["matmul_flops_per_sample"],
-                          stop=stop)
+                          stop=stop, hooks=tracking_hooks(spec.inspect, run_dir))
         if run_dir is not None:
             if not resume:
                 run_dir.mkdir(parents=True, exist_ok=True)

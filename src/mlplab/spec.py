@@ -25,8 +25,9 @@ from mlplab.nn import registry
 from mlplab.nn.options import check_unit_options_at
 from mlplab.specfile import MAX_SOURCE, apply_overrides, read_spec_file, resolve_source
 
-__all__ = ["Section", "DataSpec", "TaskSpec", "ModelSpec", "TrainSpec", "RunSpec", "parse_spec",
-           "load_spec", "check_task", "read_spec_file", "apply_overrides", "resolve_source"]
+__all__ = ["Section", "DataSpec", "TaskSpec", "ModelSpec", "TrainSpec", "InspectSpec", "RunSpec",
+           "parse_spec", "load_spec", "check_task", "read_spec_file", "apply_overrides",
+           "resolve_source"]
 
 MAX_SEED = 2**32 - 1  # numpy's and scikit-learn's random_state range is 0 .. 2**32 - 1
 MAX_NAME = 200  # a name (+ "-<timestamp>") becomes a directory name, at most 255 bytes
@@ -218,6 +219,18 @@ class TrainSpec(Section):
         return value
 
 
+class InspectSpec(Section):
+    """What the trainer records for `mlplab inspect` while it trains (nothing by default)."""
+
+    track: Literal["none", "sparsity"] = Field(
+        "none", description="sparsity: activation statistics of every block per epoch on a "
+        "fixed probe batch, in <run dir>/inspect/sparsity.json")
+    probe_rows: int = Field(512, ge=1, description="training rows in the probe batch")
+    smooth_threshold: float = Field(
+        1e-2, ge=0.0, description="after a smooth activation a unit is active when |a| "
+        "exceeds this (after ReLU or top-k: when nonzero)")
+
+
 def _check_hook_epoch(epoch: int, info: ValidationInfo) -> None:
     """A scheduled epoch counts completed epochs: 0 (before training) .. train.epochs - 1."""
     epochs = info.data.get("epochs")
@@ -235,6 +248,7 @@ class RunSpec(Section):
     task: TaskSpec = Field(default_factory=TaskSpec)
     model: ModelSpec = Field(default_factory=ModelSpec)
     train: TrainSpec = Field(default_factory=TrainSpec)
+    inspect: InspectSpec = Field(default_factory=InspectSpec)
 
     @model_validator(mode="after")
     def _batchnorm_needs_batches(self) -> RunSpec:

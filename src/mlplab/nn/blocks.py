@@ -9,6 +9,10 @@ The activation rule (one place, `Block.make_activation`): a unit class with `non
 (kan, rbf, fan) is already a nonlinearity, so with `activation=None` (the spec's default) the
 block puts no second activation after it, gates included; a named `activation` is always
 applied. After a linear-like unit `activation=None` means GELU.
+
+`top_k` (`model.block_options.top_k`, every block here): keep the `top_k` largest-magnitude
+hidden activations of each example and zero the rest (the lazy-neuron paper's Top-k), before
+the dropout; the hidden layer is `drop`'s output, where `mlplab.inspect` reads it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from mlplab.errors import SpecError
@@ -51,6 +56,28 @@ def check_unit_options(unit: str | type[nn.Module], options: dict[str, Any]) -> 
 DEFAULT_ACTIVATION = "gelu"
 
 
+def check_top_k(k: Any) -> None:
+    if k is not None and (not isinstance(k, int) or isinstance(k, bool) or k < 1):
+        raise SpecError(f"model.block_options.top_k: expected an integer >= 1, got {k!r}")
+
+
+class TopKDropout(nn.Dropout):
+    """Keep the `k` largest-magnitude entries of the last axis, zero the rest, then dropout:
+    `(..., hidden) -> (..., hidden)`. Gradients flow through the kept entries only."""
+
+    def __init__(self, p: float = 0.0, *, k: int) -> None:
+        super().__init__(p)
+        self.k = k
+
+    def forward(self, x: Tensor) -> Tensor:
+        idx = x.abs().topk(self.k, dim=-1).indices
+        kept = torch.zeros_like(x).scatter(-1, idx, x.gather(-1, idx))
+        return super().forward(kept)
+
+    def extra_repr(self) -> str:
+        return f"k={self.k}, {super().extra_repr()}"
+
+
 def is_nonlinear(unit: str | type[nn.Module]) -> bool:
     """Whether a unit is already nonlinear (`nonlinear = True` on its class)."""
     return bool(getattr(unit_class(unit), "nonlinear", False))
@@ -72,6 +99,7 @@ class Block(nn.Module):
         norm: str = "layernorm",
         dropout: float = 0.0,
         unit_options: dict[str, Any] | None = None,
+        top_k: int | None = None,
     ) -> None:
         super().__init__()
         self.d = d
@@ -79,6 +107,19 @@ class Block(nn.Module):
         self._unit = unit_class(unit)
         self._unit_options = unit_options or {}
         self.activation = activation
+        check_top_k(top_k)
+        if top_k is not None and top_k >= self.hidden:
+            raise SpecError(f"model.block_options.top_k: {top_k} keeps every unit of the "
+                            f"hidden width {self.hidden}; choose fewer")
+        self.top_k = top_k
+
+    @classmethod
+    def check_block_options(cls, options: dict[str, Any]) -> None:
+        check_top_k(options.get("top_k"))
+
+    def make_dropout(self, p: float) -> nn.Module:
+        """Dropout on the hidden layer, after the top-k when `top_k` is set."""
+        return nn.Dropout(p) if self.top_k is None else TopKDropout(p, k=self.top_k)
 
     def make_unit(self, d_in: int, d_out: int) -> nn.Module:
         return self._unit(d_in, d_out, **self._unit_options)
@@ -107,7 +148,7 @@ class StandardBlock(Block):
         self.norm = make_norm(norm, d)
         self.fc1 = self.make_unit(d, self.hidden)
         self.act = self.make_activation()
-        self.drop = nn.Dropout(dropout)
+        self.drop = self.make_dropout(dropout)
         self.fc2 = self.make_unit(self.hidden, d)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -142,7 +183,7 @@ class GatedBlock(Block):
         self.norm = make_norm(norm, d)
         self.fc_in = self.make_unit(d, 2 * self.hidden)
         self.act = self.make_activation(self.gate_activation)
-        self.drop = nn.Dropout(dropout)
+        self.drop = self.make_dropout(dropout)
         self.fc2 = self.make_unit(self.hidden, d)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -184,7 +225,7 @@ class PlainBlock(Block):
         self.fc = self.make_unit(d_in if d_in is not None else d, d)
         self.norm = make_norm(norm, d)
         self.act = self.make_activation()
-        self.drop = nn.Dropout(dropout)
+        self.drop = self.make_dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.drop(self.act(self.norm(self.fc(x))))

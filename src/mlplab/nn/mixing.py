@@ -74,7 +74,7 @@ class ChannelMLP(nn.Module):
         super().__init__()
         self.fc1 = block.make_unit(d, hidden)
         self.act = block.make_activation()
-        self.drop = nn.Dropout(dropout)
+        self.drop = block.make_dropout(dropout)  # after the top-k (model.block_options.top_k)
         self.fc2 = block.make_unit(hidden, d)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -164,7 +164,7 @@ class GMLPBlock(TokenBlock):
         self.fc_in = self.make_unit(d, 2 * self.hidden)
         self.act = self.make_activation()
         self.sgu = SpatialGatingUnit(self.hidden, self.tokens, norm=norm, causal=causal)
-        self.drop = nn.Dropout(dropout)
+        self.drop = self.make_dropout(dropout)
         self.fc_out = self.make_unit(self.hidden, d)
 
     def forward(self, x: Tensor) -> Tensor:
