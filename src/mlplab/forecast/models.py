@@ -1,0 +1,200 @@
+"""Forecasting models: `forward(x, x_cat=None)`, `x (batch, input_size, C_in) -> (batch, h, C_out)`.
+
+The input's first `C_out` channels are the targets, the rest exogenous covariates; values
+arrive standardised per series and channel (train statistics). Every model takes
+`Model(input_size, h, n_in, n_out, **options)`; `FORECAST_MODELS` maps a name to its class.
+
+- `tsmixer` (Chen et al., 2023, "TSMixer: An All-MLP Architecture for Time Series
+  Forecasting"): RevIN -> `n_blocks` x [time mixing: norm, one dense layer over the lookback
+  (shared across channels) + ReLU, dropout, residual; feature mixing: norm, C -> `ff_dim` ->
+  C MLP over channels (from the unit), dropout, residual] -> the target channels -> a linear
+  head over time (`input_size -> h`) -> RevIN undone. Norm over both axes, as the reference
+  (`batchnorm`: BatchNorm over the flattened `(time, channel)` features; `layernorm`: over both).
+- `mlp`: RevIN -> flatten the window -> mlplab's residual backbone -> linear to `h * C_out`.
+- `linear`: DLinear (Zeng et al., 2023): moving-average trend + remainder, one linear map over
+  time each, shared across channels (channel-independent; exogenous inputs unused).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from mlplab.errors import SpecError
+from mlplab.forecast.revin import RevIN
+from mlplab.nn.backbone import Backbone
+from mlplab.nn.blocks import Block
+from mlplab.nn.registry import register_block
+
+TS_NORMS = ("batchnorm", "layernorm", "none")
+
+
+class TimeChannelNorm(nn.Module):
+    """Normalise `(batch, time, C)` over both axes: BatchNorm of the `time * C` features, or
+    LayerNorm over `(time, C)`, or nothing. Shapes are kept."""
+
+    def __init__(self, kind: str, time: int, channels: int) -> None:
+        super().__init__()
+        if kind not in TS_NORMS:
+            raise SpecError(f"model.norm: tsmixer takes one of {TS_NORMS}, not {kind!r}")
+        self.kind = kind
+        if kind == "batchnorm":
+            self.norm: nn.Module = nn.BatchNorm1d(time * channels)
+        elif kind == "layernorm":
+            self.norm = nn.LayerNorm([time, channels])
+        else:
+            self.norm = nn.Identity()
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.kind == "batchnorm":
+            return self.norm(x.flatten(-2)).view_as(x)
+        return self.norm(x)
+
+
+@register_block("tsmixer")
+class TSMixerBlock(Block):
+    """One TSMixer mixing layer over `(batch, tokens = time, d = channels)`, shapes kept.
+
+    `ratio`: `ff_dim / d` of the feature-mixing MLP (or give `ff_dim`). Block options:
+    `tokens` (the lookback length).
+    """
+
+    default_ratio = 2.0
+
+    def __init__(self, d: int, *, tokens: int | None = None, ff_dim: int | None = None,
+                 norm: str = "batchnorm", dropout: float = 0.0, activation: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(d, dropout=dropout, activation=activation or "relu", **kwargs)
+        from mlplab.nn.mixing import check_tokens
+
+        self.tokens = check_tokens(tokens, "tsmixer")
+        if ff_dim is not None:
+            self.hidden = ff_dim
+        self.norm1 = TimeChannelNorm(norm, self.tokens, d)
+        self.time_fc = nn.Linear(self.tokens, self.tokens)
+        self.act = self.make_activation()
+        self.drop = nn.Dropout(dropout)
+        self.norm2 = TimeChannelNorm(norm, self.tokens, d)
+        self.fc1 = self.make_unit(d, self.hidden)
+        self.act2 = self.make_activation()
+        self.fc2 = self.make_unit(self.hidden, d)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 3 or x.shape[1:] != (self.tokens, self.d):
+            raise ValueError(f"tsmixer block expects (batch, {self.tokens}, {self.d}), got "
+                             f"{tuple(x.shape)}")
+        t = self.act(self.time_fc(self.norm1(x).transpose(1, 2))).transpose(1, 2)
+        x = x + self.drop(t)
+        f = self.fc2(self.drop(self.act2(self.fc1(self.norm2(x)))))
+        return x + self.drop(f)
+
+
+class TSMixer(nn.Module):
+    """RevIN -> `n_blocks` TSMixer layers -> time head. `(batch, L, C_in) -> (batch, h, C_out)`."""
+
+    display = "TSMixer"
+
+    def __init__(self, input_size: int, h: int, n_in: int, n_out: int, *, n_blocks: int = 2,
+                 ff_dim: int = 64, dropout: float = 0.1, norm: str = "batchnorm",
+                 revin: bool = True, unit: str = "linear",
+                 unit_options: dict[str, Any] | None = None) -> None:
+        super().__init__()
+        self.n_out = n_out
+        self.revin = RevIN(n_in) if revin else None
+        self.blocks = nn.Sequential(*(
+            TSMixerBlock(n_in, tokens=input_size, ff_dim=ff_dim, norm=norm, dropout=dropout,
+                         unit=unit, unit_options=unit_options) for _ in range(n_blocks)))
+        self.head = nn.Linear(input_size, h)
+
+    def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
+        stats = None
+        if self.revin is not None:
+            x, stats = self.revin.normalize(x)
+        z = self.blocks(x)[..., : self.n_out]
+        out = self.head(z.transpose(1, 2)).transpose(1, 2)
+        return self.revin.denormalize(out, stats) if self.revin is not None else out
+
+
+class WindowMLP(nn.Module):
+    """RevIN -> flatten `(L * C_in)` -> residual MLP backbone -> `h * C_out`."""
+
+    display = "MLP"
+
+    def __init__(self, input_size: int, h: int, n_in: int, n_out: int, *, width: int = 256,
+                 depth: int = 2, dropout: float = 0.1, block: str = "standard",
+                 norm: str = "layernorm", revin: bool = True, unit: str = "linear",
+                 unit_options: dict[str, Any] | None = None, ratio: float | None = None) -> None:
+        super().__init__()
+        self.h, self.n_out = h, n_out
+        self.revin = RevIN(n_in) if revin else None
+        self.backbone = Backbone(input_size * n_in, block=block, width=width, depth=depth,
+                                 ratio=ratio, norm=norm, dropout=dropout, unit=unit,
+                                 unit_options=unit_options)
+        self.head = nn.Linear(width, h * n_out)
+
+    def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
+        stats = None
+        if self.revin is not None:
+            x, stats = self.revin.normalize(x)
+        out = self.head(self.backbone(x.flatten(1))).view(len(x), self.h, self.n_out)
+        return self.revin.denormalize(out, stats) if self.revin is not None else out
+
+
+class DLinear(nn.Module):
+    """Trend (moving average of `kernel`) and remainder, each `Linear(L, h)` over time, summed.
+
+    Channel-independent: the same maps for every target channel. Optional RevIN (off by
+    default, as in DLinear). `(batch, L, C_in) -> (batch, h, C_out)`.
+    """
+
+    display = "Linear"
+
+    def __init__(self, input_size: int, h: int, n_in: int, n_out: int, *, kernel: int = 25,
+                 revin: bool = False) -> None:
+        super().__init__()
+        self.n_out, self.kernel = n_out, kernel
+        self.revin = RevIN(n_out) if revin else None
+        self.trend = nn.Linear(input_size, h)
+        self.rest = nn.Linear(input_size, h)
+
+    def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
+        x = x[..., : self.n_out]
+        stats = None
+        if self.revin is not None:
+            x, stats = self.revin.normalize(x)
+        xt = x.transpose(1, 2)  # (batch, C, L)
+        pad = (self.kernel - 1) // 2
+        padded = F.pad(xt, (pad, self.kernel - 1 - pad), mode="replicate")
+        trend = F.avg_pool1d(padded, self.kernel, stride=1)
+        out = (self.trend(trend) + self.rest(xt - trend)).transpose(1, 2)
+        return self.revin.denormalize(out, stats) if self.revin is not None else out
+
+
+FORECAST_MODELS: dict[str, type[nn.Module]] = {"tsmixer": TSMixer, "mlp": WindowMLP,
+                                               "linear": DLinear}
+
+
+def build_forecast_model(name: str, input_size: int, h: int, n_in: int, n_out: int,
+                         options: dict[str, Any] | None = None) -> nn.Module:
+    """The model `name` with its `options`; `SpecError` naming a bad name or option."""
+    import inspect
+
+    if name not in FORECAST_MODELS:
+        raise SpecError(f"model: unknown forecasting model {name!r}; choose one of "
+                        + ", ".join(repr(n) for n in FORECAST_MODELS))
+    cls = FORECAST_MODELS[name]
+    try:
+        inspect.signature(cls).bind(input_size, h, n_in, n_out, **(options or {}))
+    except TypeError as err:
+        raise SpecError(f"model_options: {name}: {err}") from None
+    return cls(input_size, h, n_in, n_out, **(options or {}))
+
+
+def count_params(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+__all__ = ["TSMixer", "WindowMLP", "DLinear", "TSMixerBlock", "FORECAST_MODELS",
+           "build_forecast_model", "count_params"]
