@@ -1,4 +1,9 @@
-"""Glue: a model spec plus the data's schema and the task's output size -> an `MLPModel`."""
+"""Glue: a model spec plus the data's schema and the task's output size -> an `MLPModel`.
+
+Every part is looked up by name: the adapter in `ADAPTERS` (`"auto"`: the schema's
+`default_adapter`), the block in `BLOCKS`, the head in `HEADS`; each adapter and head
+builds itself with its `from_spec` classmethod.
+"""
 
 from __future__ import annotations
 
@@ -6,63 +11,67 @@ from torch import nn
 
 from mlplab.data.dataset import FeatureSchema
 from mlplab.errors import SpecError
-from mlplab.nn import Backbone, ImageAdapter, MLPModel, TabularAdapter
+from mlplab.nn import Backbone, MLPModel
+from mlplab.nn.adapters import build_num_embedding
 from mlplab.nn.ensemble import EnsembleBackbone
-from mlplab.nn.num_embeddings import PeriodicEmbedding, PiecewiseLinearEmbedding
-from mlplab.nn.registry import HEADS
+from mlplab.nn.options import block_option_names
+from mlplab.nn.registry import ADAPTERS, BLOCKS, HEADS
 from mlplab.spec import ModelSpec
 
+__all__ = ["build_adapter", "build_model", "build_num_embedding", "head_name"]
 
-def build_num_embedding(spec: ModelSpec, schema: FeatureSchema) -> nn.Module | None:
-    """The numeric-feature embedding a spec asks for (PLE needs `schema.bins`), or None."""
-    kind = spec.num_embeddings
-    if kind == "none" or schema.n_num == 0:
-        return None
-    if kind in ("plr", "plr-lite"):
-        return PeriodicEmbedding(schema.n_num, spec.num_embedding_dim or 24,
-                                 n_frequencies=spec.plr_frequencies, sigma=spec.plr_sigma,
-                                 lite=kind == "plr-lite")
-    if schema.bins is None or len(schema.bins) != schema.n_num:
-        raise SpecError("model.num_embeddings: 'ple' needs bin edges fitted on the training "
-                        "data (mlplab.data.bins.fit_bins)")
-    return PiecewiseLinearEmbedding(schema.bins, spec.num_embedding_dim or 16)
+TOKEN_OPTIONS = ("n_tokens", "tokens")  # block options that receive the adapter's n_tokens
 
 
 def build_adapter(spec: ModelSpec, schema: FeatureSchema) -> nn.Module:
-    kind = spec.adapter
-    if kind == "auto":
-        kind = "image" if schema.image_shape is not None else "tabular"
-    if kind == "image":
-        if schema.image_shape is None:
-            raise SpecError("model.adapter: 'image' needs an image dataset (e.g. sklearn:digits)")
-        if spec.num_embeddings != "none":
-            raise SpecError("model.num_embeddings needs the tabular adapter, not 'image'")
-        return ImageAdapter(schema.image_shape)
-    return TabularAdapter(schema.n_num, schema.cardinalities, embedding_dim=spec.cat_embedding_dim,
-                          num_embedding=build_num_embedding(spec, schema),
-                          cat_encoding=spec.cat_encoding)
+    """The registered adapter `model.adapter` names (`"auto"`: the data's own)."""
+    name = schema.default_adapter if spec.adapter == "auto" else spec.adapter
+    return ADAPTERS.get(name, field="model.adapter").from_spec(spec, schema)
+
+
+def head_name(spec: ModelSpec, n_tokens: int | None) -> str:
+    """`model.head`, with `"auto"` resolved: ensemble, pool (after tokens), or linear."""
+    if spec.head != "auto":
+        return spec.head
+    if spec.ensemble != "none":
+        return "ensemble"
+    return "pool" if n_tokens is not None else "linear"
 
 
 def build_model(spec: ModelSpec, schema: FeatureSchema, d_out: int) -> MLPModel:
     """Build Adapter -> Backbone -> Head from a validated spec.
 
     Shapes: `(batch, ...) -> (batch, d_out)`, or `(batch, k, d_out)` with `model.ensemble`.
+    A token-shaped adapter gives `(batch, n_tokens, d)` to the blocks (which act on the last
+    axis; a block taking `n_tokens` gets the adapter's unless `model.block_options` sets it)
+    and a token head (`pool`, `flatten`) maps it to `(batch, d_out)`.
     """
     adapter = build_adapter(spec, schema)
+    n_tokens = getattr(adapter, "n_tokens", None)
     unit, unit_options = spec.unit, dict(spec.unit_options)
+    block_options = dict(spec.block_options)
+    if n_tokens is not None:  # the token count, under the name the block takes it by
+        for name in set(TOKEN_OPTIONS) & set(block_option_names(BLOCKS.get(spec.block))):
+            block_options.setdefault(name, n_tokens)
     k = spec.n_members
+    if spec.ensemble != "none" and n_tokens is not None:
+        raise SpecError(f"model.ensemble: {spec.ensemble!r} needs a flat (batch, d) adapter; "
+                        f"this adapter gives (batch, {n_tokens} tokens, d)")
     if spec.ensemble == "tabm":
         unit, unit_options = "batchensemble", {**unit_options, "k": k}
     backbone: nn.Module = Backbone(
         adapter.d_out, block=spec.block, width=spec.width, depth=spec.depth, ratio=spec.ratio,
         activation=spec.activation, norm=spec.norm, dropout=spec.dropout, lift=spec.lift,
-        unit=unit, unit_options=unit_options)
+        unit=unit, unit_options=unit_options, block_options=block_options)
+    head_cls = HEADS.get(head_name(spec, n_tokens), field="model.head")
     if spec.ensemble == "none":
-        return MLPModel(adapter, backbone, HEADS.get("linear")(spec.width, d_out))
+        return MLPModel(adapter, backbone, head_cls.from_spec(spec, width=spec.width, d_out=d_out,
+                                                              n_tokens=n_tokens))
     # TabM: random-sign scaling of the first layer, normal when numeric features are embedded;
     # one value per input feature (its embedding's or one-hot vector's width is one chunk,
     # as in the official package).
     init = "normal" if spec.num_embeddings != "none" else "random-signs"
     backbone = EnsembleBackbone(backbone, k=k, d_in=adapter.d_out, kind=spec.ensemble, init=init,
                                 chunks=getattr(adapter, "feature_widths", None))
-    return MLPModel(adapter, backbone, HEADS.get("ensemble")(spec.width, d_out, k=k))
+    return MLPModel(adapter, backbone, head_cls.from_spec(spec, width=spec.width, d_out=d_out,
+                                                          n_tokens=None, k=k))

@@ -4,8 +4,8 @@ running it on raw rows.
 The exported graph takes the *preprocessed* inputs the model sees, `x_num (batch, n_num)
 float32` (or images `(batch, C, H, W)`) and, with categorical features, `x_cat (batch, n_cat)
 int64` (0 = unknown), and returns one prediction per row: class probabilities
-`(batch, n_classes)` (the mean over ensemble members) or the regression value `(batch,)` in
-the target's own units (standardisation and `data.target_transform` undone: `exp` for log,
+`(batch, n_classes)` (the mean over ensemble members) or the regression value `(batch,)`
+(`(batch, n_targets)` for several targets) in the target's own units (standardisation and `data.target_transform` undone: `exp` for log,
 `expm1` for log1p). The preprocessing state (medians, means, stds, vocabularies, classes) is
 written next to it as `<out>.json`; `onnx_inputs(frame, "<out>.json")` applies it to a
 DataFrame of raw columns, and `OnnxPredictor` / `predict_onnx` run the file under
@@ -45,14 +45,22 @@ class Predictor(nn.Module):
         self.model = model
         self.task = make_task(target.kind, target)
         self.kind = target.kind
-        self.mean, self.std = float(target.mean), float(target.std)
+        self.multi = bool(target.columns)
+        if self.multi:  # several targets: per-column scales as constant buffers
+            self.register_buffer("mean_", torch.tensor(target.mean, dtype=torch.float32))
+            self.register_buffer("std_", torch.tensor(target.std, dtype=torch.float32))
+        else:
+            self.mean, self.std = float(target.mean), float(target.std)
         self.transform = target.transform
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         out = self.task.combine(self.model(x, x_cat))
         if self.kind == "classification":
             return out.exp()
-        value = out.squeeze(-1) * self.std + self.mean
+        if self.multi:
+            value = out * self.std_ + self.mean_
+        else:
+            value = out.squeeze(-1) * self.std + self.mean
         if self.transform == "log":
             return value.exp()
         return value.expm1() if self.transform == "log1p" else value

@@ -23,7 +23,7 @@ from mlplab.data.dataset import FeatureSchema
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import DataError, SpecError
 from mlplab.infer import predict as forward
-from mlplab.tasks import make_task
+from mlplab.tasks import Task, make_task
 
 BATCH_SIZE = 4096
 UNDO_TRANSFORM = {"log": np.exp, "log1p": np.expm1}
@@ -65,7 +65,7 @@ def model_inputs(frame: Any, features: FeaturePreprocessor,
 
 
 def target_units(target: TargetCoder, z: np.ndarray, *, raw: bool = False) -> np.ndarray:
-    """Standardised regression outputs `(n,)` -> the target's units; `raw=True` stops at the
+    """Standardised regression outputs `(n,)` (or `(n, d)`) -> the target's units; `raw=True` stops at the
     `target_transform` scale (e.g. log price, the scale the run's metrics are computed on)."""
     values = target.decode_values(np.asarray(z, dtype=np.float64))
     undo = UNDO_TRANSFORM.get(target.transform)
@@ -88,6 +88,7 @@ class FramePredictor:
     features: FeaturePreprocessor
     target: TargetCoder
     schema: FeatureSchema
+    task_kind: str | None = None  # the registered task kind (None: the target's kind)
 
     @classmethod
     def load(cls, path: str | Path) -> FramePredictor:
@@ -100,27 +101,31 @@ class FramePredictor:
     @classmethod
     def from_record(cls, model: nn.Module, record: dict[str, Any]) -> FramePredictor:
         return cls(model, FeaturePreprocessor.from_dict(record["features"]),
-                   TargetCoder.from_dict(record["target"]), FeatureSchema.from_dict(record["schema"]))
+                   TargetCoder.from_dict(record["target"]), FeatureSchema.from_dict(record["schema"]),
+                   record.get("task_kind"))
 
     @property
     def kind(self) -> str:
         return self.target.kind
 
+    @property
+    def task(self) -> Task:
+        """The run's `Task` (its `combine` and `decode`)."""
+        return make_task(self.task_kind or self.kind, self.target)
+
     def outputs(self, frame: pd.DataFrame, *, batch_size: int = BATCH_SIZE) -> Tensor:
         """Ensemble members combined by the task: `(n, n_classes)` log-probabilities or
-        `(n, 1)` standardised values; batches only bound memory."""
+        `(n, d_out)` standardised values; batches only bound memory."""
         x, x_cat = model_inputs(frame, self.features, self.schema)
         out = forward(self.model, x, x_cat, batch_size=batch_size)
-        return make_task(self.kind, self.target).combine(out)
+        return self.task.combine(out)
 
     def predict(self, frame: pd.DataFrame, *, raw: bool = False,
                 batch_size: int = BATCH_SIZE) -> np.ndarray:
         """`(n,)` class labels (original values), or values in the target's units (`raw=True`:
-        on the `target_transform` scale). `raw` does not change class labels."""
-        out = self.outputs(frame, batch_size=batch_size)
-        if self.kind == "classification":
-            return class_values(self.target.classes)[out.argmax(-1).numpy()]
-        return target_units(self.target, out.squeeze(-1).numpy(), raw=raw)
+        on the `target_transform` scale), `(n, n_targets)` for several targets. `raw` does not
+        change class labels."""
+        return self.task.decode(self.outputs(frame, batch_size=batch_size), raw=raw)
 
     def predict_proba(self, frame: pd.DataFrame, *, raw: bool = False,
                       batch_size: int = BATCH_SIZE) -> pd.DataFrame:
@@ -136,13 +141,16 @@ class FramePredictor:
 
     def table(self, frame: pd.DataFrame, *, raw: bool = False,
               batch_size: int = BATCH_SIZE) -> pd.DataFrame:
-        """What `mlplab predict` writes: `prediction`, plus `proba_<class>` per class for
-        classification (`logproba_<class>` with `raw=True`)."""
+        """What `mlplab predict` writes: `prediction` (`prediction_<target>` per target for
+        several targets), plus `proba_<class>` per class for classification
+        (`logproba_<class>` with `raw=True`)."""
         frame = feature_frame(frame, self.features)
         out = self.outputs(frame, batch_size=batch_size)
         if self.kind != "classification":
-            values = target_units(self.target, out.squeeze(-1).numpy(), raw=raw)
-            return pd.DataFrame({"prediction": values})
+            task = self.task
+            values = task.decode(out, raw=raw)
+            columns = task.output_columns()
+            return pd.DataFrame(values.reshape(len(values), -1), columns=columns)
         logp = out.numpy()
         table = pd.DataFrame({"prediction": class_values(self.target.classes)[logp.argmax(-1)]})
         prefix = "logproba_" if raw else "proba_"

@@ -25,14 +25,15 @@ from torch import nn
 from mlplab.build import build_model
 from mlplab.count import count
 from mlplab.data.bins import fit_bins
-from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
+from mlplab.data.dataset import Dataset, FeatureSchema
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
+from mlplab.domains import build_data, run_task
 from mlplab.errors import SpecError, TrainingError
 from mlplab.inspect.track import tracking_hooks
 from mlplab.predictions import BATCH_SIZE, FramePredictor
 from mlplab.rundir import RECORD_KEYS, SUMMARY_KEYS, read_record, read_spec, rebuild
 from mlplab.spec import RunSpec, parse_spec
-from mlplab.tasks import Task, make_task
+from mlplab.tasks import Task
 from mlplab.train import checkpoint as ckpt
 from mlplab.train.lock import run_lock
 from mlplab.train.threads import default_threads
@@ -82,9 +83,9 @@ def _prepare(spec: RunSpec, threads: int | None = None
              ) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
     torch.set_num_threads(spec.train.threads or threads or default_threads())
     seed_everything(spec.seed)
-    data = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+    data = build_data(spec)
     fit_bins(data, spec.model, seed=spec.seed)
-    task = make_task(data.target.kind, data.target, label_smoothing=spec.task.label_smoothing)
+    task = run_task(spec, data)
     task.check_monitor(spec.train.monitor)
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, data.schema, task.d_out)
@@ -96,9 +97,12 @@ def model_record(spec: RunSpec, data: Dataset, d_out: int) -> dict[str, Any]:
     """Everything needed to rebuild the model and its preprocessing without the data, plus the
     torch thread count the run started with (a resume reuses it: results depend on it in the
     last bits, and `train.threads = None` picks it from the free cores)."""
-    return {"model": spec.model.model_dump(mode="json"), "schema": data.schema.to_dict(),
-            "d_out": d_out, "features": data.features.to_dict(), "target": data.target.to_dict(),
-            "threads": torch.get_num_threads()}
+    record = {"model": spec.model.model_dump(mode="json"), "schema": data.schema.to_dict(),
+              "d_out": d_out, "features": data.features.to_dict(),
+              "target": data.target.to_dict(), "threads": torch.get_num_threads()}
+    if data.kind != data.target.kind:
+        record["task_kind"] = data.kind  # a registered kind beyond the target's coding
+    return record
 
 
 def _recorded_threads(run_dir: Path) -> int | None:
@@ -197,7 +201,9 @@ class LoadedRun:
 
     def predictor(self) -> FramePredictor:
         """What `predict` and `predict_proba` run (shared with `mlplab predict`)."""
-        return FramePredictor(self.model, self.features, self.target, self.schema)
+        kind = self.spec.task.kind
+        return FramePredictor(self.model, self.features, self.target, self.schema,
+                              kind if kind != "auto" else None)
 
     def predict(self, frame: pd.DataFrame, *, raw: bool = False,
                 batch_size: int = BATCH_SIZE) -> np.ndarray:

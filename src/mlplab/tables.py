@@ -85,9 +85,12 @@ def schema_table(data: Dataset) -> Table:
     return table
 
 
-def target_line(data: Dataset, target: str) -> str:
+def target_line(data: Dataset, target: str | list[str]) -> str:
     """`target 'y': classification, 3 classes: ...` or `regression, mean ... std ...`."""
     coder = data.target
+    if coder.columns:
+        return (f"targets {name_list(coder.columns, limit=8)}: regression, "
+                f"{len(coder.columns)} outputs, each standardised on train")
     if coder.kind == "classification":
         classes = ", ".join(short_repr(c, 40) for c in coder.classes[:MAX_CLASSES_SHOWN])
         if coder.n_classes > MAX_CLASSES_SHOWN:

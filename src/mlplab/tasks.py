@@ -11,6 +11,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from mlplab.data.preprocess import TargetCoder
+from mlplab.domains import TaskKind, register_task, task_kind
 from mlplab.errors import SpecError
 
 
@@ -19,7 +20,7 @@ def _members(out: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, 
     if out.ndim == 3:
         k = out.shape[1]
         out = out.flatten(0, 1)
-        y = y.repeat_interleave(k)
+        y = y.repeat_interleave(k, dim=0)
         w = w.repeat_interleave(k) if w is not None else None
     return out, y, w
 
@@ -50,6 +51,15 @@ class Task:
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
         raise NotImplementedError
 
+    def decode(self, out: Tensor, *, raw: bool = False) -> np.ndarray:
+        """Combined outputs `(n, d_out)` -> predictions in the user's units: `(n,)` (or
+        `(n, n_targets)` for several regression targets)."""
+        raise NotImplementedError
+
+    def output_columns(self) -> list[str]:
+        """Column names of `mlplab predict`'s table for `decode`'s values."""
+        return ["prediction"]
+
     def check_monitor(self, name: str | None, *, field: str = "train.monitor") -> str:
         """The early-stopping metric: `name`, or the task's default when None."""
         name = name or self.monitor
@@ -71,8 +81,10 @@ class Classification(Task):
 
     monitor = "log_loss"
 
-    def __init__(self, n_classes: int, *, label_smoothing: float = 0.0) -> None:
+    def __init__(self, n_classes: int, *, label_smoothing: float = 0.0,
+                 coder: TargetCoder | None = None) -> None:
         self.d_out = n_classes
+        self.coder = coder or TargetCoder("classification", classes=list(range(n_classes)))
         self.label_smoothing = label_smoothing
         self.higher_is_better = {"accuracy": True, "log_loss": False, "loss": False}
         if n_classes == 2:
@@ -105,27 +117,40 @@ class Classification(Task):
                 result["roc_auc"] = float(skm.roc_auc_score(labels, logp[:, 1].exp().numpy()))
         return result
 
+    def decode(self, out: Tensor, *, raw: bool = False) -> np.ndarray:
+        from mlplab.predictions import class_values
+
+        return class_values(self.coder.classes)[out.argmax(-1).numpy()]
+
 
 class Regression(Task):
-    """MSE on the standardised target; RMSE, MAE and R² in the target's own units.
+    """MSE on the standardised targets; RMSE, MAE and R² in the targets' own units.
 
-    `out (batch, 1)` or `(batch, k, 1)`, `y (batch,)` standardised values; an ensemble
-    predicts the mean of its members. The default monitor, validation RMSE in the target's
-    units, orders epochs exactly like the MSE of the standardised target (a fixed scale).
+    One target: `out (batch, 1)` or `(batch, k, 1)`, `y (batch,)` standardised values.
+    `d` targets (`data.target = ["a", "b"]`): `out (batch, d)` / `(batch, k, d)`, `y (batch, d)`,
+    each column standardised on its own; the loss is the MSE over all outputs, `rmse` the mean
+    of the per-target RMSEs, `mae` the mean absolute error over all outputs, `r2` the mean of
+    the per-target R² (scikit-learn's `uniform_average`). An ensemble predicts the mean of its
+    members. The default monitor, validation RMSE in the target's units, orders epochs
+    exactly like the MSE of a single standardised target (a fixed scale).
     """
 
     monitor = "rmse"
 
     def __init__(self, coder: TargetCoder) -> None:
-        self.d_out = 1
+        self.d_out = coder.n_targets
         self.coder = coder
         self.higher_is_better = {"rmse": False, "mae": False, "r2": True, "loss": False}
+
+    def _flat(self, out: Tensor) -> Tensor:
+        return out.squeeze(-1) if self.d_out == 1 else out
 
     def loss(self, out: Tensor, y: Tensor, w: Tensor | None = None) -> Tensor:
         out, y, w = _members(out, y, w)
         if w is None:
-            return F.mse_loss(out.squeeze(-1), y)
-        return _weighted_mean((out.squeeze(-1) - y) ** 2, w)
+            return F.mse_loss(self._flat(out), y)
+        sq = (self._flat(out) - y) ** 2
+        return _weighted_mean(sq if sq.ndim == 1 else sq.mean(-1), w)
 
     def combine(self, out: Tensor) -> Tensor:
         out = out if out.dtype == torch.float64 else out.float()
@@ -133,23 +158,62 @@ class Regression(Task):
 
     def metrics(self, out: Tensor, y: Tensor) -> dict[str, float]:
         loss = float(self.loss(out.float(), y))
-        out = self.combine(out).squeeze(-1)
+        out = self._flat(self.combine(out))
         pred = self.coder.decode_values(out.double().numpy())
         true = self.coder.decode_values(y.double().numpy())
+        if self.d_out == 1:
+            rmse = float(np.sqrt(np.mean((pred - true) ** 2)))
+        else:
+            rmse = float(np.mean(np.sqrt(np.mean((pred - true) ** 2, axis=0))))
         return {
             "loss": loss,
-            "rmse": float(np.sqrt(np.mean((pred - true) ** 2))),
+            "rmse": rmse,
             "mae": float(np.mean(np.abs(pred - true))),
             "r2": float(skm.r2_score(true, pred)),
         }
 
+    def decode(self, out: Tensor, *, raw: bool = False) -> np.ndarray:
+        from mlplab.predictions import target_units
 
-def make_task(kind: str, coder: TargetCoder, *, label_smoothing: float = 0.0) -> Task:
-    if kind == "classification":
-        return Classification(coder.n_classes, label_smoothing=label_smoothing)
-    if label_smoothing:
-        raise SpecError("task.label_smoothing applies to classification only")
-    return Regression(coder)
+        return target_units(self.coder, self._flat(out).numpy(), raw=raw)
+
+    def output_columns(self) -> list[str]:
+        names = self.coder.columns
+        return ["prediction"] if len(names) <= 1 else [f"prediction_{c}" for c in names]
+
+
+@register_task("classification")
+class ClassificationKind(TaskKind):
+    """Tables (and bundled images) with a class label: the tabular builder, `Classification`."""
+
+    @classmethod
+    def make_task(cls, target: TargetCoder, *, options=None, label_smoothing: float = 0.0) -> Task:
+        return Classification(target.n_classes, label_smoothing=label_smoothing, coder=target)
+
+    @classmethod
+    def example_task(cls, spec, *, n_classes: int = 2) -> Task:
+        return Classification(n_classes, label_smoothing=spec.label_smoothing)
+
+
+@register_task("regression")
+class RegressionKind(TaskKind):
+    """Tables with one or several numeric targets: the tabular builder, `Regression`."""
+
+    @classmethod
+    def make_task(cls, target: TargetCoder, *, options=None, label_smoothing: float = 0.0) -> Task:
+        if label_smoothing:
+            raise SpecError("task.label_smoothing applies to classification only")
+        return Regression(target)
+
+    @classmethod
+    def example_task(cls, spec, *, n_classes: int = 2) -> Task:
+        return cls.make_task(TargetCoder("regression"), label_smoothing=spec.label_smoothing)
+
+
+def make_task(kind: str, coder: TargetCoder, *, label_smoothing: float = 0.0,
+              options=None) -> Task:
+    """The `Task` of the registered kind `kind` (`mlplab.domains.TASKS`) for a fitted coder."""
+    return task_kind(kind).make_task(coder, options=options, label_smoothing=label_smoothing)
 
 
 def predict_batches(model: torch.nn.Module, split_inputs, n: int, batch_size: int) -> Tensor:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,33 +22,50 @@ MAX_CLASSES_FOR_INTEGER_TARGET = 20
 
 @dataclass
 class FeatureSchema:
-    """What the model's adapter needs to know about its inputs."""
+    """What the model's adapter needs to know about its inputs.
+
+    `adapter` names the registered adapter `model.adapter = "auto"` builds (None: "image" for
+    image sets, else "tabular"); `info` holds what a domain's adapter needs beyond columns
+    (JSON values: coordinate dims, series length, ...). Both round-trip through `model.json`.
+    """
 
     numeric: list[str]
     categorical: list[str]
     cardinalities: list[int]
     image_shape: tuple[int, ...] | None = None
     bins: list[list[float]] | None = None  # PLE bin edges per numeric feature (data.bins)
+    adapter: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_num(self) -> int:
         return len(self.numeric)
 
+    @property
+    def default_adapter(self) -> str:
+        """The adapter `model.adapter = "auto"` means for this data."""
+        return self.adapter or ("image" if self.image_shape is not None else "tabular")
+
     def to_dict(self) -> dict[str, Any]:
-        return {"numeric": self.numeric, "categorical": self.categorical,
-                "cardinalities": self.cardinalities,
-                "image_shape": list(self.image_shape) if self.image_shape else None,
-                "bins": self.bins}
+        d = {"numeric": self.numeric, "categorical": self.categorical,
+             "cardinalities": self.cardinalities,
+             "image_shape": list(self.image_shape) if self.image_shape else None,
+             "bins": self.bins}
+        if self.adapter is not None or self.info:
+            d.update(adapter=self.adapter, info=self.info)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FeatureSchema:
         shape = tuple(d["image_shape"]) if d.get("image_shape") else None
-        return cls(d["numeric"], d["categorical"], d["cardinalities"], shape, d.get("bins"))
+        return cls(d["numeric"], d["categorical"], d["cardinalities"], shape, d.get("bins"),
+                   d.get("adapter"), dict(d.get("info") or {}))
 
 
 @dataclass
 class Split:
-    """One split held as tensors: `x (n, n_num)` or `(n, C, H, W)`, `x_cat (n, n_cat)`, `y (n,)`.
+    """One split held as tensors: `x (n, n_num)` or `(n, C, H, W)`, `x_cat (n, n_cat)`, `y (n,)`
+    (`(n, d)` for several regression targets; a domain's own shape `(n, *target_shape)`).
 
     `w (n,)` optional per-row weights for the training loss (None: all rows count equally).
     """
@@ -75,6 +92,12 @@ class Dataset:
     train: Split
     val: Split
     test: Split
+    task_kind: str | None = None  # the registered task kind (None: `target.kind`)
+
+    @property
+    def kind(self) -> str:
+        """The registered task kind this data trains (`mlplab.domains.TASKS`)."""
+        return self.task_kind or self.target.kind
 
 
 def infer_task_kind(y: pd.Series) -> str:
@@ -108,15 +131,22 @@ def check_columns(raw: RawTable, names: list[str], field: str) -> None:
                     f"{name_list(columns, limit=40)}")
 
 
-def _feature_columns(raw: RawTable, spec: DataSpec, target: str) -> tuple[list[str], list[str]]:
+def target_columns(target: str | list[str]) -> list[str]:
+    """`data.target` as a list of column names (one, or several for multi-output regression)."""
+    return list(target) if isinstance(target, list | tuple) else [target]
+
+
+def _feature_columns(raw: RawTable, spec: DataSpec,
+                     target: str | list[str]) -> tuple[list[str], list[str]]:
     frame = raw.frame
+    targets = set(target_columns(target))
     if spec.features is not None:
         check_columns(raw, spec.features, "data.features")
         cols = list(spec.features)
     else:
-        cols = [c for c in frame.columns if c != target]
+        cols = [c for c in frame.columns if c not in targets]
     check_columns(raw, spec.drop, "data.drop")
-    cols = [c for c in cols if c not in spec.drop and c != target and c != spec.time_column]
+    cols = [c for c in cols if c not in spec.drop and c not in targets and c != spec.time_column]
     if not cols:
         raise DataError("the table has no feature columns left after choosing the target")
     forced = set(spec.categorical or [])
@@ -126,8 +156,9 @@ def _feature_columns(raw: RawTable, spec: DataSpec, target: str) -> tuple[list[s
     return numeric, categorical
 
 
-def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
-    """Load the source, pick the target, apply `max_rows`, and check the table is usable."""
+def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str | list[str]]:
+    """Load the source, pick the target (a column name, or a list of them for several
+    regression targets), apply `max_rows`, and check the table is usable."""
     raw = load_source(spec.source, seed=seed)
     target = spec.target or raw.target
     if target is None:
@@ -136,20 +167,21 @@ def load_table(spec: DataSpec, seed: int) -> tuple[RawTable, str]:
     frame = raw.frame
     if len(frame) == 0:
         raise DataError(f"the table from {short_repr(spec.source)} is empty (0 rows)")
-    check_columns(raw, [target], "data.target")
+    check_columns(raw, target_columns(target), "data.target")
     if spec.time_column:
         check_columns(raw, [spec.time_column], "data.time_column")
         n_missing = int(frame[spec.time_column].isna().sum())
         if n_missing:
             raise DataError(f"data.time_column {spec.time_column!r} has {n_missing} missing "
                             "values, so those rows cannot be ordered; drop them first")
-    y = frame[target]
-    bad = y.isna().to_numpy().copy()
-    if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
-        bad |= ~np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan))
-    if bad.any():
-        raise DataError(f"target column {target!r} has {int(bad.sum())} NaN/missing/infinite "
-                        "values; drop those rows first")
+    for name in target_columns(target):
+        y = frame[name]
+        bad = y.isna().to_numpy().copy()
+        if pd.api.types.is_numeric_dtype(y) and not pd.api.types.is_bool_dtype(y):
+            bad |= ~np.isfinite(y.to_numpy(dtype=np.float64, na_value=np.nan))
+        if bad.any():
+            raise DataError(f"target column {name!r} has {int(bad.sum())} NaN/missing/infinite "
+                            "values; drop those rows first")
     if spec.max_rows is not None and len(frame) > spec.max_rows:
         frame = frame.sample(n=spec.max_rows, random_state=seed).sort_index()
         if raw.split is not None:
@@ -162,8 +194,14 @@ def build_dataset(spec: DataSpec, *, task_kind: str = "auto", seed: int = 0) -> 
     """Load, split and preprocess the data a spec names; every step is fitted on train only."""
     raw, target = load_table(spec, seed)
     frame = raw.frame
-    y_raw = frame[target]
-    kind = task_kind if task_kind != "auto" else (raw.kind or infer_task_kind(y_raw))
+    y_raw = frame[target]  # a DataFrame for several targets
+    if isinstance(y_raw, pd.DataFrame):
+        kind = task_kind if task_kind != "auto" else "regression"
+        if kind != "regression":
+            raise DataError(f"data.target: several target columns need task.kind = "
+                            f"'regression', not {kind!r}")
+    else:
+        kind = task_kind if task_kind != "auto" else (raw.kind or infer_task_kind(y_raw))
     if len(frame) < 10:
         raise DataError(f"the table has {len(frame)} rows; at least 10 are needed to split it")
     if kind == "classification" and y_raw.nunique() < 2:
@@ -185,7 +223,7 @@ def build_dataset(spec: DataSpec, *, task_kind: str = "auto", seed: int = 0) -> 
                             target_transform=spec.target_transform, image_shape=raw.image_shape)
 
 
-def assemble_dataset(frame: pd.DataFrame, y: pd.Series, numeric: list[str], categorical: list[str],
+def assemble_dataset(frame: pd.DataFrame, y: pd.Series | pd.DataFrame, numeric: list[str], categorical: list[str],
                      kind: str, splits: tuple[np.ndarray, np.ndarray, np.ndarray], *,
                      target_transform: str = "none", image_shape: tuple[int, ...] | None = None,
                      features: FeaturePreprocessor | None = None,
@@ -193,7 +231,8 @@ def assemble_dataset(frame: pd.DataFrame, y: pd.Series, numeric: list[str], cate
                      weights: np.ndarray | None = None) -> Dataset:
     """Fit the preprocessing on the train rows (unless given) and build the three splits.
 
-    `frame` holds the feature columns, `y` the raw target (same rows); `splits` are row
+    `frame` holds the feature columns, `y` the raw target (same rows; a DataFrame for several
+    regression targets, giving `Split.y (n, d)`); `splits` are row
     indices `(train, val, test)`; `weights (n,)` are optional per-row loss weights.
     """
     train_idx = splits[0]

@@ -114,15 +114,36 @@ class FeaturePreprocessor:
 
 @dataclass
 class TargetCoder:
-    """Encodes targets for training and decodes predictions back to the target's units."""
+    """Encodes targets for training and decodes predictions back to the target's units.
+
+    Several regression targets (`fit` on a DataFrame): `columns` names them, `mean` and `std`
+    are per-column lists, `encode` gives `(n, d)`; one target keeps scalar `mean`/`std` and
+    `(n,)` values.
+    """
 
     kind: str  # "classification" | "regression"
     classes: list[Any] = field(default_factory=list)
     transform: str = "none"
-    mean: float = 0.0
-    std: float = 1.0
+    mean: float | list[float] = 0.0
+    std: float | list[float] = 1.0
+    columns: list[str] = field(default_factory=list)  # several regression targets only
 
-    def fit(self, y: pd.Series) -> TargetCoder:
+    @property
+    def n_targets(self) -> int:
+        """Regression outputs per row (1 for a single target)."""
+        return max(1, len(self.columns))
+
+    def fit(self, y: pd.Series | pd.DataFrame) -> TargetCoder:
+        if isinstance(y, pd.DataFrame):
+            if self.kind != "regression":
+                raise DataError(f"several target columns ({', '.join(map(repr, y.columns))}) "
+                                "need task.kind = 'regression'")
+            self.columns = [str(c) for c in y.columns]
+            values = np.stack([self._forward(self._numeric(y[c])) for c in y.columns], axis=1)
+            std = values.std(axis=0)
+            self.mean = [float(m) for m in values.mean(axis=0)]
+            self.std = [float(s) if s > 1e-12 else 1.0 for s in std]
+            return self
         if self.kind == "classification":
             self.classes = sorted(pd.unique(y).tolist(), key=lambda v: (str(type(v)), v))
             if len(self.classes) < 2:
@@ -153,8 +174,12 @@ class TargetCoder:
             return np.log(values) if self.transform == "log" else np.log1p(values)
         return values
 
-    def encode(self, y: pd.Series) -> np.ndarray:
-        """Class indices `(n,) int64`, or standardised values `(n,) float32`."""
+    def encode(self, y: pd.Series | pd.DataFrame) -> np.ndarray:
+        """Class indices `(n,) int64`, or standardised values `(n,)` (`(n, d)` for several
+        targets) float32."""
+        if self.columns:
+            values = np.stack([self._forward(self._numeric(y[c])) for c in self.columns], axis=1)
+            return ((values - np.asarray(self.mean)) / np.asarray(self.std)).astype(np.float32)
         if self.kind == "classification":
             index = {v: i for i, v in enumerate(self.classes)}
             codes = np.array([index.get(v, -1) for v in y.tolist()], dtype=np.int64)
@@ -167,7 +192,9 @@ class TargetCoder:
         return ((values - self.mean) / self.std).astype(np.float32)
 
     def decode_values(self, z: np.ndarray) -> np.ndarray:
-        """Standardised predictions -> the (transformed) target's units."""
+        """Standardised predictions `(n,)` (or `(n, d)`) -> the (transformed) target's units."""
+        if self.columns:
+            return z * np.asarray(self.std) + np.asarray(self.mean)
         return z * self.std + self.mean
 
     @property

@@ -19,10 +19,10 @@ import torch
 from mlplab.build import build_model
 from mlplab.count import count
 from mlplab.data.bins import ple_bins
-from mlplab.data.dataset import Dataset, FeatureSchema, build_dataset
+from mlplab.data.dataset import Dataset, FeatureSchema
+from mlplab.domains import build_data, run_task
 from mlplab.errors import SpecError
 from mlplab.spec import ModelSpec, RunSpec
-from mlplab.tasks import make_task
 
 
 @dataclass
@@ -44,10 +44,9 @@ class ModelMeter:
     """
 
     def __init__(self, spec: RunSpec) -> None:
-        self.data: Dataset = build_dataset(spec.data, task_kind=spec.task.kind, seed=spec.seed)
+        self.data: Dataset = build_data(spec)
         self.seed = spec.seed
-        self.task = make_task(self.data.target.kind, self.data.target,
-                              label_smoothing=spec.task.label_smoothing)
+        self.task = run_task(spec, self.data)
         self.batch = self.data.train.inputs(slice(0, min(64, len(self.data.train))))
         self._bins: dict[tuple[int, str], list[list[float]] | None] = {}
 

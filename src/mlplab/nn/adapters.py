@@ -1,14 +1,27 @@
-"""Adapters turn the model inputs into one feature vector, `-> (batch, d_out)`."""
+"""Adapters turn the model inputs into one feature vector, `-> (batch, d_out)`, or into
+tokens `-> (batch, n_tokens, d_out)` for token-mixing families.
+
+Every registered adapter builds itself with the classmethod `from_spec(spec, schema)`
+(`spec` a `ModelSpec`, `schema` the dataset's `FeatureSchema`) and exposes `d_out` (the
+feature width) and `n_tokens` (None for a flat `(batch, d_out)` output).
+"""
 
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from mlplab.errors import SpecError
+from mlplab.nn.num_embeddings import PeriodicEmbedding, PiecewiseLinearEmbedding
 from mlplab.nn.registry import register_adapter
+
+if TYPE_CHECKING:
+    from mlplab.data.dataset import FeatureSchema
+    from mlplab.spec import ModelSpec
 
 CAT_ENCODINGS = ("embedding", "onehot")
 
@@ -16,6 +29,21 @@ CAT_ENCODINGS = ("embedding", "onehot")
 def default_embedding_dim(cardinality: int) -> int:
     """Embedding width for a categorical column: `min(16, 1 + cardinality // 2)`."""
     return min(16, 1 + cardinality // 2)
+
+
+def build_num_embedding(spec: ModelSpec, schema: FeatureSchema) -> nn.Module | None:
+    """The numeric-feature embedding a spec asks for (PLE needs `schema.bins`), or None."""
+    kind = spec.num_embeddings
+    if kind == "none" or schema.n_num == 0:
+        return None
+    if kind in ("plr", "plr-lite"):
+        return PeriodicEmbedding(schema.n_num, spec.num_embedding_dim or 24,
+                                 n_frequencies=spec.plr_frequencies, sigma=spec.plr_sigma,
+                                 lite=kind == "plr-lite")
+    if schema.bins is None or len(schema.bins) != schema.n_num:
+        raise SpecError("model.num_embeddings: 'ple' needs bin edges fitted on the training "
+                        "data (mlplab.data.bins.fit_bins)")
+    return PiecewiseLinearEmbedding(schema.bins, spec.num_embedding_dim or 16)
 
 
 @register_adapter("tabular")
@@ -52,6 +80,13 @@ class TabularAdapter(nn.Module):
         d_num = getattr(num_embedding, "d_embedding", 1)
         self.feature_widths = [d_num] * n_num + dims
         self.d_out = sum(self.feature_widths)
+        self.n_tokens: int | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, schema: FeatureSchema) -> TabularAdapter:
+        return cls(schema.n_num, schema.cardinalities, embedding_dim=spec.cat_embedding_dim,
+                   num_embedding=build_num_embedding(spec, schema),
+                   cat_encoding=spec.cat_encoding)
 
     def forward(self, x_num: Tensor, x_cat: Tensor | None = None) -> Tensor:
         x_num = x_num.flatten(1)  # image-shaped input with adapter = "tabular": one row each
@@ -75,6 +110,15 @@ class ImageAdapter(nn.Module):
         super().__init__()
         self.image_shape = tuple(image_shape)
         self.d_out = math.prod(self.image_shape)
+        self.n_tokens: int | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, schema: FeatureSchema) -> ImageAdapter:
+        if schema.image_shape is None:
+            raise SpecError("model.adapter: 'image' needs an image dataset (e.g. sklearn:digits)")
+        if spec.num_embeddings != "none":
+            raise SpecError("model.num_embeddings needs the tabular adapter, not 'image'")
+        return cls(schema.image_shape)
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         return x.flatten(1)

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from mlplab.errors import SpecError
 from mlplab.nn.blocks import check_unit_options, unit_class
 from mlplab.nn.layers import make_norm
+from mlplab.nn.options import check_block_options
 from mlplab.nn.registry import BLOCKS
 from mlplab.nn.units import FrozenLinear
 
@@ -20,7 +21,8 @@ class Backbone(nn.Module):
     then `depth` blocks at width `width`, then a final norm. The `plain` family has no
     residual stream: its first layer maps `d_in -> width` itself, so `depth` counts hidden
     layers. The unit (with its options) is used by the lift and by every block's projections;
-    the head stays linear. Shapes: `(..., d_in) -> (..., width)`.
+    `block_options` (the block's own keyword arguments, e.g. `n_tokens`) reach every block.
+    Shapes: `(..., d_in) -> (..., width)`, also `(batch, tokens, d_in) -> (batch, tokens, width)`.
     """
 
     def __init__(
@@ -37,12 +39,14 @@ class Backbone(nn.Module):
         lift: str = "learned",
         unit: str = "linear",
         unit_options: dict[str, Any] | None = None,
+        block_options: dict[str, Any] | None = None,
     ) -> None:
         super().__init__()
         block_cls = BLOCKS.get(block, field="model.block")
         check_unit_options(unit, unit_options or {})
+        check_block_options(block_cls, block_options or {})
         options = dict(ratio=ratio, unit=unit, activation=activation, norm=norm,
-                       dropout=dropout, unit_options=unit_options)
+                       dropout=dropout, unit_options=unit_options, **(block_options or {}))
         self.width = width
         if block_cls.residual:
             if lift == "frozen":

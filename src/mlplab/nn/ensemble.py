@@ -15,10 +15,12 @@ The task trains on the mean of the k losses and predicts with the mean of the k 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
+from mlplab.errors import SpecError
 from mlplab.nn.registry import register_head, register_unit
 
 SCALING_INITS = ("ones", "random-signs", "normal")
@@ -106,6 +108,13 @@ class LinearEnsembleHead(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return torch.einsum("bki,kio->bko", x, self.weight) + self.bias
+
+    @classmethod
+    def from_spec(cls, spec: Any, *, width: int, d_out: int, n_tokens: int | None = None,
+                  k: int = 1) -> nn.Module:
+        if n_tokens is not None:
+            raise SpecError("model.head: 'ensemble' needs a flat (batch, k, d) stream")
+        return cls(width, d_out, k=k)
 
 
 class EnsembleBackbone(nn.Module):

@@ -113,3 +113,75 @@ def check_unit_options_at(unit: str, options: dict[str, Any], *, title: str) -> 
         raise ValidationError.from_exception_data(title, [detail]) from None
     except SpecError as err:
         raise ValueError(str(err).removeprefix("model.unit_options: ")) from None
+
+
+# --- model.block_options -------------------------------------------------------------------
+
+# arguments every block takes from the spec's own fields: never block options
+COMMON_BLOCK_ARGS = frozenset({"d", "d_in", "ratio", "unit", "activation", "norm", "dropout",
+                               "unit_options"})
+
+
+class BlockOptionError(SpecError):
+    """A bad block option; `option` is its name inside `model.block_options`."""
+
+    def __init__(self, option: str, detail: str) -> None:
+        self.option, self.detail = option, detail
+        super().__init__(f"model.block_options.{option}: {detail}")
+
+
+def block_option_names(cls: type) -> list[str]:
+    """A block class's own options: the keyword-only arguments of the `__init__`s along its
+    MRO (down to `nn.Module`) that are not the common block arguments."""
+    import inspect
+
+    from torch import nn
+
+    names: list[str] = []
+    for klass in cls.__mro__:
+        if klass is nn.Module or klass is object:
+            break
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for p in inspect.signature(init).parameters.values():
+            if (p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in COMMON_BLOCK_ARGS
+                    and p.name not in names):
+                names.append(p.name)
+    return names
+
+
+def check_block_options(block: str | type, options: dict[str, Any]) -> None:
+    """Raise `BlockOptionError` for a key `block` does not take (with the closest name), then
+    let the block's `check_block_options(options)` classmethod check the values."""
+    from mlplab.messages import did_you_mean, name_list
+    from mlplab.nn.registry import BLOCKS
+
+    cls = BLOCKS.get(block, field="model.block") if isinstance(block, str) else block
+    known = block_option_names(cls)
+    label = repr(block) if isinstance(block, str) else cls.__name__
+    for key in options:
+        if key not in known:
+            hint = did_you_mean(str(key), known) if known else ""
+            detail = (f"unknown option; {hint}" if hint else
+                      f"unknown option; block {label} takes "
+                      + (f"only {name_list(known)}" if known else "no options"))
+            raise BlockOptionError(str(key), detail)
+    check = getattr(cls, "check_block_options", None)
+    if check is not None:
+        check(dict(options))
+
+
+def check_block_options_at(block: str, options: dict[str, Any], *, title: str) -> None:
+    """`check_block_options` inside a pydantic validator: the error names
+    `model.block_options.<name>`."""
+    from pydantic import ValidationError
+    from pydantic_core import InitErrorDetails, PydanticCustomError
+
+    try:
+        check_block_options(block, options)
+    except BlockOptionError as err:
+        detail = InitErrorDetails(type=PydanticCustomError("block_option", "{detail}",
+                                                           {"detail": err.detail}),
+                                  loc=(err.option,), input=options.get(err.option))
+        raise ValidationError.from_exception_data(title, [detail]) from None
