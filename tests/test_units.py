@@ -24,7 +24,7 @@ from mlplab.nn.backbone import Backbone
 from mlplab.nn.kan import KANUnit
 from mlplab.nn.moe import MoEUnit
 from mlplab.nn.registry import BLOCKS, UNITS
-from mlplab.nn.splines import basis, data_knots
+from mlplab.nn.splines import basis, data_knots, uniform_knots
 from mlplab.spec import ModelSpec
 from mlplab.tasks import make_task
 from mlplab.train.trainer import Trainer
@@ -368,12 +368,16 @@ def test_moe_resume_is_bitwise(tiny_spec, tmp_path, options):
 
 
 @pytest.mark.parametrize("order", [1, 2, 3])
-def test_spline_basis_backward_matches_autograd_of_the_recursion(order):
-    knots = data_knots(torch.randn(300, 2, dtype=torch.float64), 4, order, eps=0.3)
-    x = torch.linspace(-4, 4, 801, dtype=torch.float64).unsqueeze(1).expand(-1, 2) * \
+@pytest.mark.parametrize("spacing", ["data", "even"])
+def test_spline_basis_backward_matches_autograd_of_the_recursion(order, spacing):
+    # data knots take the general path (knot lookups), evenly spaced ones the floor path
+    knots = data_knots(torch.randn(300, 2, dtype=torch.float64), 4, order, eps=0.3) \
+        if spacing == "data" else uniform_knots(2, 4, order, torch.tensor([-1.3, -0.5]),
+                                                torch.tensor([1.7, 0.9]), dtype=torch.float64)
+    x = torch.linspace(-4, 4, 797, dtype=torch.float64).unsqueeze(1).expand(-1, 2) * \
         torch.tensor([1.0, 0.7], dtype=torch.float64)  # beyond the knots on both sides too
     x = x.contiguous().requires_grad_()
-    upstream = torch.randn(801, 2, 4 + order, dtype=torch.float64)
+    upstream = torch.randn(797, 2, 4 + order, dtype=torch.float64)
     bases = basis(x, knots, order)
     (fast,) = torch.autograd.grad((bases * upstream).sum(), x)
     plain = reference_bases(x, knots, order)

@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+from torch.nn import functional as F
 
 
 def uniform_knots(d: int, grid: int, order: int, low: float | Tensor, high: float | Tensor,
@@ -48,62 +49,130 @@ def data_knots(x: Tensor, grid: int, order: int, *, eps: float, margin: float = 
     return torch.cat([left, inner, right]).T.contiguous()
 
 
-def _bases(x: Tensor, knots: Tensor, order: int, *, slope: bool) -> tuple[Tensor, Tensor | None]:
-    """Degree-`order` bases `(n, d, C)` of `x (n, d)` and, with `slope`, their derivatives
-    `dB_j/dx = order * (B'_j / (t_{j+order} - t_j) - B'_{j+1} / (t_{j+order+1} - t_{j+1}))`
-    from the degree `order - 1` bases `B'`."""
+def _uniform(knots: Tensor, rtol: float = 1e-5) -> tuple[Tensor, Tensor] | None:
+    """`(t_0 (d,), 1 / h (d,))` when every input's knots are evenly spaced (step `h`, within
+    `rtol`), else None. Not under `torch.export` (a data-dependent branch): the general path."""
+    if torch.compiler.is_exporting():
+        return None
+    steps = knots[:, 1:] - knots[:, :-1]
+    h = (knots[:, -1] - knots[:, 0]) / steps.shape[1]
+    if not bool((h > 0).all()) or not bool(((steps - h[:, None]).abs() <= rtol * h[:, None]).all()):
+        return None
+    return knots[:, 0], 1.0 / h
+
+
+def _local(x: Tensor, knots: Tensor, order: int, *,
+           slope: bool) -> tuple[Tensor, Tensor | None, Tensor]:
+    """The `order + 1` bases that can be nonzero at each `x (n, d)`: the interval `j (n, d)`
+    with `t_j <= x < t_{j+1}` (clamped to the knot vector), the values `(order + 1, n, d)` of
+    the bases `j - order .. j` (zero where `x` lies outside the knots) and, with `slope`, their
+    derivatives in `x`.
+
+    de Boor's triangle on `(n, d)` tensors (the NURBS Book's `BasisFuns`, vectorised): with
+    `left_r = x - t_{j+1-r}` and `right_r = t_{j+r} - x`, each degree costs a few passes over
+    `n * d` elements instead of over all `n * d * (grid + 2*order)` of the Cox-de Boor
+    recursion. On evenly spaced knots (the initial grid, `extend_grid` without data) `j` is a
+    floor and `left`/`right` are offsets in units of the step, with no knot lookups.
+    """
     dtype = torch.promote_types(x.dtype, knots.dtype)
-    x = x.unsqueeze(-1)
-    above = x >= knots  # (n, d, L)
-    b = torch.logical_xor(above[..., :-1], above[..., 1:]).to(dtype)  # 1 on [t_j, t_{j+1})
-    del above  # temporaries are freed as soon as possible: this runs at the memory peak
+    x, knots = x.to(dtype), knots.to(dtype)
+    intervals = knots.shape[1] - 1
+    even = _uniform(knots)
+    if even is not None:
+        u = (x - even[0]).mul_(even[1])  # position in steps from t_0
+        cell = torch.floor(u)
+        f = u.sub_(cell)  # offset in the interval, [0, 1)
+        inside = ((cell >= 0) & (cell < intervals)).to(dtype)
+        j = cell.clamp_(0, intervals - 1).long()
+        left = [f + (r - 1) for r in range(order + 1)]
+        right = [r - f for r in range(order + 1)]
+    else:
+        count = (x >= knots[:, 0]).long()  # knots at or below x
+        for i in range(1, intervals + 1):
+            count += x >= knots[:, i]
+        inside = ((count >= 1) & (count <= intervals)).to(dtype)
+        j = count.sub_(1).clamp_(0, intervals - 1)
+        # `order` more knots beyond each end (the end steps repeated) so that the triangle's
+        # terms for bases beyond the knot vector (discarded) stay finite
+        ramp = torch.arange(1, order + 1, dtype=dtype, device=x.device)
+        padded = torch.cat([knots[:, :1] - (knots[:, 1:2] - knots[:, :1]) * ramp.flip(0), knots,
+                            knots[:, -1:] + (knots[:, -1:] - knots[:, -2:-1]) * ramp], dim=1)
+        at = j + (order + padded.shape[1] * torch.arange(knots.shape[0], device=x.device))
+        left = [x - padded.take(at + (1 - r)) for r in range(order + 1)]
+        right = [padded.take(at + r).sub_(x) for r in range(order + 1)]
+    values, spans = [inside], []  # degree 0: 1 on the interval
+    for degree in range(1, order + 1):
+        saved: Tensor | None = None
+        new = []
+        for r in range(degree):
+            if even is not None:
+                temp = values[r] * (1.0 / degree)
+            else:
+                temp = values[r] / (right[r + 1] + left[degree - r])
+            if slope and degree == order:
+                spans.append(temp)  # B^{order-1} / (knot span): the derivative's terms
+            term = right[r + 1] * temp
+            new.append(term if saved is None else term.add_(saved))
+            saved = left[degree - r] * temp
+        new.append(saved)
+        values = new
     derivative = None
-    for k in range(1, order + 1):
-        m = b.shape[-1]
-        t = knots[:, :m]
-        inv = 1.0 / (knots[:, k:k + m] - t)
-        if slope and k == order:
-            q = b * (k * inv)
-            derivative = q[..., :-1] - q[..., 1:]
-            del q
-        p = torch.addcmul(-t * inv, x, inv).mul_(b)  # w_j b_j, w_j = (x - t_j) / (t_{j+k} - t_j)
-        b = p[..., :-1] + b.sub_(p)[..., 1:]  # w_j b_j + (1 - w_{j+1}) b_{j+1}
-        del p
-    return b, derivative
+    if slope:
+        derivative = torch.stack([-spans[0]] + [spans[r - 1] - spans[r] for r in range(1, order)]
+                                 + [spans[-1]])
+        derivative.mul_(order * even[1] if even is not None else order)
+    return torch.stack(values), derivative, j
+
+
+def _window(j: Tensor, order: int) -> Tensor:
+    """Where the local bases of interval `j (n, d)` go in a basis axis padded by `order` on
+    both sides: `(order + 1, n, d)` indices `j .. j + order` (basis `c` is at `c + order`)."""
+    return j.unsqueeze(0) + torch.arange(order + 1, device=j.device).view(-1, 1, 1)
+
+
+def _dense(values: Tensor, j: Tensor, order: int, n_bases: int) -> Tensor:
+    """Local `values (order + 1, n, d)` of interval `j` placed into `(n, d, n_bases)`: scattered
+    into a padded axis (no clamping; bases beyond the knot vector land in the padding, which is
+    cut off), then copied to a contiguous tensor for the matmul."""
+    out = values.new_zeros(*j.shape, n_bases + 2 * order)
+    out.permute(2, 0, 1).scatter_(0, _window(j, order), values)
+    return out[..., order:order + n_bases].contiguous()
 
 
 class _Basis(torch.autograd.Function):
-    """`basis` with a closed-form backward: it saves only the bases' derivatives `(n, d, C)`,
-    not every intermediate of the recursion, and contracts them with the incoming gradient
-    as a batched dot product (no `(n, d, C)` temporary)."""
+    """`basis` with a closed-form backward: it saves the interval `(n, d)` and the local
+    bases' derivatives `(order + 1, n, d)`, and gathers the incoming gradient there (zero
+    padded, so bases beyond the knot vector get no gradient)."""
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, knots: Tensor, order: int) -> Tensor:
-        bases, derivative = _bases(x, knots, order, slope=True)
-        ctx.save_for_backward(derivative)
-        ctx.x_dtype = x.dtype
-        return bases
+        values, derivative, j = _local(x, knots, order, slope=True)
+        ctx.save_for_backward(j.int(), derivative)
+        ctx.order, ctx.x_dtype = order, x.dtype
+        return _dense(values, j, order, knots.shape[1] - 1 - order)
 
     @staticmethod
     @once_differentiable
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:
-        (derivative,) = ctx.saved_tensors
-        n, d, c = derivative.shape
-        dot = torch.bmm(grad.reshape(n * d, 1, c).to(derivative.dtype),
-                        derivative.reshape(n * d, c, 1))
-        return dot.reshape(n, d).to(ctx.x_dtype), None, None
+        j, derivative = ctx.saved_tensors
+        order = ctx.order
+        padded = F.pad(grad.to(derivative.dtype), (order, order))
+        local = padded.permute(2, 0, 1).gather(0, _window(j.long(), order))
+        return local.mul_(derivative).sum(0).to(ctx.x_dtype), None, None
 
 
 def basis(x: Tensor, knots: Tensor, order: int) -> Tensor:
     """All B-spline bases of every input at once: `x (n, d)`, `knots (d, L)` -> `(n, d, L-1-order)`.
 
-    Cox-de Boor recursion on the whole `(n, d, ·)` tensor, one degree at a time (the right-hand
-    weight is `1 - w_{j+1}`, so a degree costs four elementwise passes). Inputs outside
-    `[knots[:, 0], knots[:, -1])` get all-zero bases. Differentiable in `x` (not in the knots).
+    Only the `order + 1` bases that can be nonzero at each element are computed (`_local`)
+    and scattered into the dense tensor that the KAN unit contracts in one matmul. Inputs
+    outside `[knots[:, 0], knots[:, -1])` get all-zero bases. Differentiable in `x` (not in
+    the knots).
     """
     if torch.is_grad_enabled() and x.requires_grad:
         return _Basis.apply(x, knots, order)
-    return _bases(x, knots, order, slope=False)[0]
+    values, _, j = _local(x, knots, order, slope=False)
+    return _dense(values, j, order, knots.shape[1] - 1 - order)
 
 
 def refit_matrix(x: Tensor, old_knots: Tensor, new_knots: Tensor, order: int) -> Tensor:
