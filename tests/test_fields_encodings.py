@@ -154,3 +154,20 @@ def test_bad_options_name_the_field() -> None:
         GridEncoding(2, kernel="cubic")
     with pytest.raises(SpecError, match="sigma"):
         FourierFeatures(2, sigma=-1.0)
+
+
+def test_grid_tables_get_their_own_learning_rate_and_no_weight_decay() -> None:
+    from mlplab.fields.model import field_model
+    from mlplab.train.optim import param_groups
+
+    model = field_model("hashgrid", 2, 1, encoding_options={"levels": 2, "lr_scale": 10.0})
+    groups = param_groups(model, weight_decay=0.1)
+    table = [g for g in groups if any(p is model.adapter.table for p in g["params"])]
+    assert len(table) == 1 and table[0]["lr_scale"] == 10.0 and table[0]["weight_decay"] == 0.0
+    assert table[0]["params"] == [model.adapter.table]
+    decayed = [p for g in groups if g["weight_decay"] > 0 for p in g["params"]]
+    assert decayed and all(p.ndim == 2 for p in decayed)
+    plain = field_model("hashgrid", 2, 1, encoding_options={"levels": 2})
+    assert all("lr_scale" not in g for g in param_groups(plain, weight_decay=0.1))
+    assert not any(p is plain.adapter.table for g in param_groups(plain, 0.1)
+                   if g["weight_decay"] > 0 for p in g["params"])

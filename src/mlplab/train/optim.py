@@ -12,15 +12,37 @@ from mlplab.spec import TrainSpec
 from mlplab.train import speed
 
 
+def lr_scales(model: nn.Module) -> dict[int, float]:
+    """`id(parameter) -> learning-rate multiplier` for the parameters of every module that
+    has an `lr_scale` (e.g. a hash grid's tables, which may train best at a higher rate)."""
+    scales: dict[int, float] = {}
+    for module in model.modules():
+        scale = getattr(module, "lr_scale", None)
+        if scale is not None:
+            for p in module.parameters():
+                scales[id(p)] = float(scale)
+    return scales
+
+
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two groups: matrices (and embeddings) decay; vectors (biases, norm scales) do not."""
-    decay, no_decay = [], []
+    """Matrices (and embeddings) decay; vectors (biases, norm scales) do not. Parameters of a
+    module with an `lr_scale` (grid encodings) never decay (their tables are features, not
+    weights) and, unless it is 1, get their own group carrying `lr_scale` (the trainer
+    multiplies the scheduled learning rate by it)."""
+    scales = lr_scales(model)
+    groups: dict[tuple[bool, float], list] = {}
     for p in model.parameters():
         if p.requires_grad:
-            (decay if p.ndim >= 2 else no_decay).append(p)
-    groups = [{"params": decay, "weight_decay": weight_decay},
-              {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+            scale = scales.get(id(p), 1.0)
+            decays = p.ndim >= 2 and id(p) not in scales
+            groups.setdefault((decays, scale), []).append(p)
+    out = []
+    for (decays, scale), params in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
+        group = {"params": params, "weight_decay": weight_decay if decays else 0.0}
+        if scale != 1.0:
+            group["lr_scale"] = scale
+        out.append(group)
+    return out
 
 
 def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:

@@ -191,7 +191,7 @@ class Trainer:
         factor = lr_factor(self.state.step, total=self.total_steps, warmup=self.warmup_steps,
                            schedule=self.spec.schedule)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.spec.lr * factor
+            group["lr"] = self.spec.lr * factor * group.get("lr_scale", 1.0)
 
     def _train_epoch(self) -> float:
         with speed.fp32_matmul(self.spec.fp32_matmul):
