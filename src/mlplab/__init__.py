@@ -16,15 +16,15 @@ __all__ = [
     "train", "resume", "load_run", "LoadedRun", "RunResult", "RunSpec", "load_spec", "parse_spec",
     "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
     "TrainingError", "__version__", "MLPClassifier", "MLPRegressor", "TabMClassifier",
-    "TabMRegressor", "load", "sweep", "report", "SweepResult", "predict", "repro",
+    "TabMRegressor", "load", "sweep", "report", "SweepResult", "predict", "repro", "inspect",
 ]
 
 
 def __getattr__(name: str):  # the lab (Optuna, SQLAlchemy, matplotlib) loads on first use
     import importlib
 
-    if name == "repro":  # a callable module: mlplab.repro("tabm"), mlplab.repro.REPRODUCTIONS
-        return importlib.import_module("mlplab.repro")
+    if name in ("repro", "inspect"):  # callable modules: mlplab.repro("tabm"), mlplab.inspect(run)
+        return importlib.import_module(f"mlplab.{name}")
     where = {"sweep": "mlplab.lab.sweep", "SweepResult": "mlplab.lab.sweep",
              "report": "mlplab.lab.report"}
     if name not in where:

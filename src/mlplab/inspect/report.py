@@ -24,10 +24,10 @@ HTML = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ css }}</style></head>
 <body><h1>{{ title }}</h1><p>{{ intro }}</p>
 {% for s in sections %}<section id="{{ s.id }}"><h2>{{ s.title }}</h2>
-{% for p in s.text %}<p>{{ p }}</p>{% endfor %}
-{% for t in s.tables %}{{ t | safe }}{% endfor %}
-{% for name, data in s.images %}<p><img alt="{{ name }}" src="data:image/png;base64,{{ data }}"></p>
-{% endfor %}</section>
+{% for kind, a, b in s.parts %}{% if kind == "text" %}<p>{{ a }}</p>
+{% elif kind == "table" %}{{ a | safe }}
+{% else %}<p><img alt="{{ a }}" src="data:image/png;base64,{{ b }}"></p>
+{% endif %}{% endfor %}</section>
 {% endfor %}</body></html>
 """)
 
@@ -37,40 +37,64 @@ MARKDOWN = jinja2.Environment(autoescape=False, keep_trailing_newline=True).from
 {{ intro }}
 {% for s in sections %}
 ## {{ s.title }}
-{% for p in s.text %}
-{{ p }}
-{% endfor %}{% for t in s.tables %}
-{{ t }}{% endfor %}{% for name, _ in s.images %}
-![{{ name }}](plots/{{ name }}.png)
-{% endfor %}{% endfor %}""")
+{% for kind, a, b in s.parts %}
+{% if kind == "text" %}{{ a }}
+{% elif kind == "table" %}{{ a }}{% else %}![{{ a }}](plots/{{ a }}.png)
+{% endif %}{% endfor %}{% endfor %}""")
 
 
 class Section:
+    """One `##` section: paragraphs, tables and plots, in the order they were added."""
+
     def __init__(self, id: str, title: str) -> None:
         self.id, self.title = id, title
-        self.text: list[str] = []
-        self.frames: list[pd.DataFrame] = []
-        self.pngs: list[tuple[str, bytes]] = []
+        self.parts: list[tuple[str, Any]] = []
+
+    def text(self, paragraph: str) -> None:
+        self.parts.append(("text", paragraph))
+
+    def table(self, frame: pd.DataFrame | None) -> None:
+        if frame is not None and not frame.empty:
+            self.parts.append(("table", frame))
+
+    def plot(self, name: str, data: bytes) -> None:
+        self.parts.append(("plot", (name, data)))
+
+    @property
+    def pngs(self) -> list[tuple[str, bytes]]:
+        return [p[1] for p in self.parts if p[0] == "plot"]
+
+    def rendered(self, html: bool) -> dict[str, Any]:
+        parts = []
+        for kind, value in self.parts:
+            if kind == "text":
+                parts.append(("text", value, None))
+            elif kind == "table":
+                parts.append(("table", _html(value) if html else _markdown(value), None))
+            else:
+                name, data = value
+                parts.append(("plot", name, base64.b64encode(data).decode() if html else None))
+        return {"id": self.id, "title": self.title, "parts": parts}
 
 
 def _sparsity(r: InspectReport) -> Section:
     s = Section("sparsity", "Activation sparsity")
     smooth = {st.threshold for st in r.block_stats if st.threshold > 0}
-    s.text.append(f"Hidden units of every block on the {r.split} split "
+    s.text(f"Hidden units of every block on the {r.split} split "
                   f"({r.block_stats[0].examples if r.block_stats else 0} rows). Active: nonzero "
                   "after a ReLU or top-k" + (f", |a| > {min(smooth):g} after a smooth activation"
                                              if smooth else "") +
                   ". frac_active is the mean over examples of the share of units active; dead "
                   "units are active on no row.")
-    s.frames.append(r.sparsity)
-    s.pngs.append(("sparsity", plots.sparsity_plot(r.block_stats)))
+    s.table(r.sparsity)
+    s.plot("sparsity", plots.sparsity_plot(r.block_stats))
     if r.tracked is not None and not r.tracked.empty:
         first, last = r.tracked["epoch"].min(), r.tracked["epoch"].max()
         rows = r.tracked[r.tracked["epoch"].isin([first, last])]
-        s.text.append("Tracked during training (inspect.track = \"sparsity\", a fixed probe "
+        s.text("Tracked during training (inspect.track = \"sparsity\", a fixed probe "
                       f"batch of training rows): epoch {first} and epoch {last} below.")
-        s.frames.append(rows[["epoch", "block", "kind", "frac_active", "dead", "units"]])
-        s.pngs.append(("sparsity_epochs", plots.tracked_plot(r.tracked)))
+        s.table(rows[["epoch", "block", "kind", "frac_active", "dead", "units"]])
+        s.plot("sparsity_epochs", plots.tracked_plot(r.tracked))
     return s
 
 
@@ -78,23 +102,23 @@ def _ablation(r: InspectReport) -> Section:
     s = Section("ablation", "Ablation")
     metric = r.ablation.attrs.get("metric", "metric")
     base = r.ablation[r.ablation["block"] == 0].iloc[0]
-    s.text.append(f"Loss and {metric} on the {r.split} split with each block skipped (input "
+    s.text(f"Loss and {metric} on the {r.split} split with each block skipped (input "
                   "passed through), zeroed, mean-replaced or applied twice (loop). Intact: "
                   f"loss {_fmt(base['loss'])}, {metric} {_fmt(base['metric'])}. Ranked by the "
                   "loss increase when skipped (zeroed where skipping changes the width).")
-    s.frames.append(r.importance)
-    s.frames.append(r.ablation)
-    s.pngs.append(("ablation", plots.ablation_plot(r.ablation)))
+    s.table(r.importance)
+    s.table(r.ablation)
+    s.plot("ablation", plots.ablation_plot(r.ablation))
     return s
 
 
 def _probes(r: InspectReport) -> Section:
     s = Section("probes", "Linear probes")
-    s.text.append("A linear probe (standardised features; logistic regression or ridge) fit on "
+    s.text("A linear probe (standardised features; logistic regression or ridge) fit on "
                   f"training rows at the backbone's input (block 0) and after each block, scored"
                   f" on the {r.split} split.")
-    s.frames.append(r.probes)
-    s.pngs.append(("probes", plots.probes_plot(r.probes)))
+    s.table(r.probes)
+    s.plot("probes", plots.probes_plot(r.probes))
     return s
 
 
@@ -114,7 +138,7 @@ def _bilinear(r: InspectReport) -> Section:
 
     s = Section("bilinear", "Bilinear decomposition")
     top = r.bilinear_top
-    s.text.append("Each output direction (a head row: one class or output) reads the block's "
+    s.text("Each output direction (a head row: one class or output) reads the block's "
                   "branch as a quadratic form of its normed input; its symmetric interaction "
                   "matrix is eigendecomposed. Shown: the top positive and negative eigenvectors "
                   "mapped to input space through the lift (exact for block 1 up to the norm's "
@@ -137,9 +161,9 @@ def _bilinear(r: InspectReport) -> Section:
                 pats = input_patterns(r.model, sites[dec.block], vecs).numpy()
                 items += [(float(v), p) for v, p in zip(vals, pats, strict=True)]
             grid.append((label, items))
-        s.pngs.append((f"bilinear_block{dec.block}",
-                       plots.eigen_plot(grid, _image_shape(r), _feature_names(r))))
-    s.frames.insert(0, pd.DataFrame(rows))
+        s.plot(f"bilinear_block{dec.block}",
+               plots.eigen_plot(grid, _image_shape(r), _feature_names(r)))
+    s.parts.insert(1, ("table", pd.DataFrame(rows)))
     return s
 
 
@@ -147,26 +171,26 @@ def _transcoder(r: InspectReport) -> Section:
     t = r.transcoder
     s = Section("transcoder", "Transcoder")
     metric = r.task.monitor
-    s.text.append(f"A TopK transcoder ({t.latents} latents = {t.expansion} x width, k = {t.k}) "
+    s.text(f"A TopK transcoder ({t.latents} latents = {t.expansion} x width, k = {t.k}) "
                   f"trained through the one trainer to reproduce block {t.block}'s map from its "
                   f"input to its branch output on the training rows ({t.epochs} epochs, "
                   f"{t.train_seconds:.1f} s). Held-out ({r.split if r.split == 'test' else 'test'}"
                   f" split): L0 {t.l0:.1f}, variance explained {1 - t.fvu:.1%}; {metric} with "
                   f"the block replaced {_fmt(t.task_metrics.get(metric))} vs "
                   f"{_fmt(t.intact_metrics.get(metric))} intact; {t.dead} dead latents.")
-    s.frames.append(pd.DataFrame([t.row()]))
+    s.table(pd.DataFrame([t.row()]))
     metrics = pd.DataFrame([{"model": "intact", **t.intact_metrics},
                             {"model": f"block {t.block} -> transcoder", **t.task_metrics}])
-    s.frames.append(metrics)
+    s.table(metrics)
     shape = _image_shape(r)
     if shape is not None and t.top_examples:
         x = r.data.test.x.numpy()
         rows = [(f"latent {j}", np.stack([x[i] for i in idx]))
                 for j, idx in zip(t.top_latents, t.top_examples, strict=True)]
-        s.text.append("Top-activating test rows of the most used latents (one row each):")
-        s.pngs.append(("transcoder_examples", plots.examples_plot(rows, shape)))
+        s.text("Top-activating test rows of the most used latents (one row each):")
+        s.plot("transcoder_examples", plots.examples_plot(rows, shape))
     elif t.top_examples:
-        s.frames.append(pd.DataFrame({"latent": t.top_latents,
+        s.table(pd.DataFrame({"latent": t.top_latents,
                                       "top test rows": [", ".join(map(str, i))
                                                         for i in t.top_examples]}))
     return s
@@ -194,14 +218,9 @@ def write_report(r: InspectReport, out: Path) -> Path:
     where = f"`{r.run_dir}`. " if r.run_dir is not None else ""
     intro = (f"{where}{len(found)} analyses of the trained model: "
              + ", ".join(s.title.lower() for s in found) + ".")
-    html_sections, md_sections = [], []
+    html_sections = [s.rendered(html=True) for s in found]
+    md_sections = [s.rendered(html=False) for s in found]
     for s in found:
-        frames = [f for f in s.frames if f is not None and not f.empty]
-        html_sections.append({"id": s.id, "title": s.title, "text": s.text,
-                              "tables": [_html(f) for f in frames],
-                              "images": [(n, base64.b64encode(b).decode()) for n, b in s.pngs]})
-        md_sections.append({"id": s.id, "title": s.title, "text": s.text,
-                            "tables": [_markdown(f) for f in frames], "images": s.pngs})
         for name, data in s.pngs:
             ckpt.atomic_write_bytes(out / "plots" / f"{name}.png", data)
     page = HTML.render(title=title, css=CSS, intro=intro.replace("`", ""),

@@ -74,10 +74,10 @@ class _Accumulator:
         self.per_example: list[Tensor] = []
 
     def add(self, hidden: Tensor) -> None:
-        active = (hidden.abs() > self.threshold).flatten(1)  # (batch, units)
-        counts = active.sum(0, dtype=torch.long)
+        active = (hidden.abs() > self.threshold).flatten(1).float()  # (batch, units)
+        counts = active.sum(0).long()  # float sums: exact below 2**24 rows per batch
         self.counts = counts if self.counts is None else self.counts + counts
-        self.per_example.append(active.float().mean(1))
+        self.per_example.append(active.mean(1))
 
 
 def activation_stats(model: nn.Module, data: Iterable[tuple[Tensor, Tensor | None]], *,

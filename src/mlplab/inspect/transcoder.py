@@ -3,7 +3,7 @@
 `Transcoder(d_in, d_out, expansion, k)`: `z = TopK(ReLU(W_enc x̂ + b_enc))` with
 `expansion * d_in` latents of which at most `k` are nonzero per row (L0 <= k), and
 `y = W_dec z + b_dec (+ W_skip x̂)`, `x̂` the input standardised by fixed statistics of the
-training inputs. It is fit to a block's map from its input (the residual stream) to its
+training inputs; the skip starts at the least-squares linear fit, the latents model the rest. It is fit to a block's map from its input (the residual stream) to its
 branch output (`block(x) - x`; the whole output for a `plain` layer) on the block's inputs
 over the training rows, through the one trainer (`mlplab.train.trainer.Trainer`, with the
 `Reconstruction` task below), early-stopped on the validation rows.
@@ -49,12 +49,11 @@ class Transcoder(nn.Module):
         self.skip = nn.Linear(d_in, d_out, bias=False) if skip else None
         self.register_buffer("x_mean", torch.zeros(d_in))
         self.register_buffer("x_scale", torch.ones(()))
-        with torch.no_grad():  # decoder columns of norm 1/sqrt(k), encoder tied at init
-            w = torch.randn(d_out, latents)
-            self.decoder.weight.copy_(w / w.norm(dim=0, keepdim=True) / math.sqrt(k))
-            if d_in == d_out:
-                self.encoder.weight.copy_(self.decoder.weight.T * math.sqrt(k))
+        with torch.no_grad():  # unit-norm encoder rows; latents start silent (decoder at 0)
+            w = torch.randn(latents, d_in)
+            self.encoder.weight.copy_(w / w.norm(dim=1, keepdim=True))
             self.encoder.bias.zero_()
+            self.decoder.weight.zero_()
             if self.skip is not None:
                 self.skip.weight.zero_()
 
@@ -63,12 +62,17 @@ class Transcoder(nn.Module):
         return self.encoder.out_features
 
     def fit_input_stats(self, x: Tensor, y: Tensor) -> None:
-        """Centre and scale inputs by the training rows; start the decoder bias at ȳ."""
+        """Centre and scale inputs by the training rows; start the decoder bias at ȳ and the
+        skip connection at the least-squares linear map (the latents then learn the rest)."""
         with torch.no_grad():
             self.x_mean.copy_(x.mean(0))
             self.x_scale.copy_((x - x.mean(0)).pow(2).sum(1).mean().sqrt().clamp_min(1e-8)
                                / math.sqrt(x.shape[1]))
             self.decoder.bias.copy_(y.mean(0))
+            if self.skip is not None:
+                xs = ((x - self.x_mean) / self.x_scale).double()
+                fit = torch.linalg.lstsq(xs, (y - y.mean(0)).double(), driver="gelsd")
+                self.skip.weight.copy_(fit.solution.T.float())
 
     def encode(self, x: Tensor) -> Tensor:
         """Latent activations `(batch, latents)`, at most `k` nonzero per row."""
