@@ -123,13 +123,15 @@ def test_kan_layer_closed_form(d_in, d_out, grid, order):
     counts = mlplab.count(KANUnit(d_in, d_out, grid=grid, order=order), torch.randn(16, d_in))
     coefs = grid + order
     assert counts["matmul_flops_per_sample"] == 2 * d_in * d_out + 2 * d_in * coefs * d_out
-    knots = grid + 2 * order + 1
-    # per input: compare with every knot, xor of neighbours gives the degree-0 bases; each
-    # degree k on m = knots - k bases: w = x/dt - t/dt (one addcmul), w * b, b - w b (m each),
-    # then the sum of neighbours (m - 1); plus SiLU of the base branch. The per-edge scaling
-    # of the spline weights does not grow with the batch and is not charged.
-    recursion = sum(4 * (knots - k) - 1 for k in range(1, order + 1))
-    other = d_in * (knots + (knots - 1) + recursion + 1)
+    # per input, on the evenly spaced initial knots (splines.py, `_local`): the position in
+    # steps (subtract, scale), its floor and offset f, inside the knots (2 comparisons, and),
+    # the clamped interval; left_r = f + r - 1 (r = 2..order), right_r = r - f (r = 1..order);
+    # de Boor's triangle, for degree d: d products by 1/d, d by right, d by left, d - 1 sums;
+    # the order + 1 basis indices; plus SiLU of the base branch. The check that the knots are
+    # even and the per-edge scaling of the spline weights do not grow with the batch and are
+    # not charged.
+    triangle = sum(4 * d - 1 for d in range(1, order + 1))
+    other = d_in * (2 + 2 + 3 + 1 + (order - 1) + order + triangle + (order + 1) + 1)
     assert counts["flops_per_sample"] == counts["matmul_flops_per_sample"] + other
 
 

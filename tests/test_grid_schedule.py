@@ -8,10 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import crash_after_checkpoint
+from torch.func import functional_call
 
 import mlplab
 from mlplab.errors import SpecError
 from mlplab.nn.kan import KANUnit
+from mlplab.nn.rbf import RBFUnit
 from mlplab.rundir import check_run
 from mlplab.spec import parse_spec
 from mlplab.train import checkpoint as ckpt
@@ -139,7 +141,8 @@ def test_resume_across_an_extension_is_bitwise(tiny_spec, tmp_path: Path, optimi
 
 @pytest.mark.parametrize("model,train,field,match", [
     ({}, {"grid_extend": {2: 8}}, "train.grid_extend", "needs a unit with a spline grid"),
-    ({"unit": "rbf"}, {"grid_update_epochs": [1]}, "train.grid_update_epochs", "'kan'"),
+    ({"unit": "fan"}, {"grid_update_epochs": [1]}, "train.grid_update_epochs", "'kan' or 'rbf'"),
+    ({"unit": "rbf"}, {"grid_extend": {1: 8}}, "train.grid_extend", "spline grid .*'kan'\\)"),
     (KAN, {"grid_extend": {4: 8}}, "train.grid_extend", "epoch 4 is outside the run"),
     (KAN, {"grid_extend": {-1: 8}}, "train.grid_extend", "outside the run"),
     (KAN, {"grid_update_epochs": [1, 9]}, "train.grid_update_epochs", "epoch 9"),
@@ -159,3 +162,79 @@ def test_toml_string_keys_are_epochs(tiny_spec):
     spec = parse_spec(tiny_spec(model=KAN, train={"grid_extend": {"3": 12, "1": 6}}))
     assert spec.train.grid_extend == {1: 6, 3: 12}
     assert list(spec.train.grid_extend) == [1, 3]
+
+
+# -- RBF centres through the same schedule ---------------------------------------------------
+
+
+def smooth_rbf(**options) -> RBFUnit:
+    """An RBF unit whose Gaussian weights vary smoothly along the centres."""
+    torch.manual_seed(0)
+    unit = RBFUnit(2, 3, **options)
+    with torch.no_grad():
+        ramp = torch.linspace(-2, 2, unit.n_centers)
+        weight = torch.sin(ramp).view(1, 1, -1) * torch.tensor([1.0, -0.5, 2.0]).view(3, 1, 1)
+        unit.rbf_weight.copy_(weight.expand(3, 2, -1).reshape(3, -1))
+    return unit
+
+
+@pytest.mark.parametrize("grid_eps", [1.0, 0.5])
+def test_rbf_update_grid_moves_centres_to_the_data_and_keeps_the_function(grid_eps):
+    unit = smooth_rbf(grid_eps=grid_eps)
+    torch.manual_seed(1)
+    x = torch.stack([(torch.randn(2000) * 0.3).clamp(-1, 1), torch.rand(2000) * 3 - 1.5], 1)
+    before = unit(x)
+    unit.update_grid(x)
+    after = unit(x)
+    assert unit.centers.shape == (2, 8) and unit.widths is not None
+    assert unit.widths.shape == (2, 1)
+    assert torch.allclose(unit.centers[:, 0], x.min(0).values, atol=0.04)
+    assert torch.allclose(unit.centers[:, -1], x.max(0).values, atol=0.04)
+    # the width keeps its ratio to the spacing: narrower where the data are narrower
+    assert unit.widths[0, 0] < unit.widths[1, 0] < unit.width
+    # Gaussians on the new centres only approximate the old ones: 1.3% (eps 1), 1.7% (eps 0.5)
+    scale = before.pow(2).mean().sqrt()
+    rms = (after - before).pow(2).mean().sqrt() / scale
+    assert rms < 3e-2 and (after - before).abs().max() < 0.1 * before.abs().max()
+    unrefitted = smooth_rbf(grid_eps=grid_eps)
+    unrefitted.update_grid(x)
+    with torch.no_grad():
+        unrefitted.rbf_weight.copy_(smooth_rbf().rbf_weight)  # new centres, old weights
+    assert (unrefitted(x) - before).pow(2).mean().sqrt() > 5 * rms * scale
+
+
+def test_rbf_updated_centres_save_load_and_train():
+    unit = smooth_rbf(learnable_centers=True, base="none")
+    unit.update_grid(torch.randn(500, 2) * 0.5)
+    assert isinstance(unit.centers, torch.nn.Parameter) and unit.centers.shape == (2, 8)
+    fresh = RBFUnit(2, 3, learnable_centers=True, base="none")
+    ckpt.load_state(fresh, unit.state_dict())  # a unit built from the spec takes the layout
+    x = torch.randn(9, 2)
+    assert torch.equal(fresh(x), unit(x))
+    ckpt.load_state(fresh, RBFUnit(2, 3, learnable_centers=True, base="none").state_dict())
+    assert fresh.centers.shape == (8,) and fresh.widths is None  # ... and back
+    double = unit.double()
+    inputs = torch.randn(4, 2, dtype=torch.float64, requires_grad=True)
+    params = dict(double.named_parameters())
+    assert torch.autograd.gradcheck(
+        lambda x, c, w: functional_call(double, {**params, "centers": c, "rbf_weight": w}, (x,)),
+        (inputs, params["centers"], params["rbf_weight"]))
+
+
+def test_rbf_grid_update_in_a_run_moves_the_centres_to_the_inputs(tiny_spec):
+    from mlplab.run import _prepare
+
+    spec = parse_spec(tiny_spec(model={"unit": "rbf", "width": 8, "depth": 1},
+                                train={"epochs": 2, "grid_update_epochs": [0, 1]}))
+    data, task, model, _ = _prepare(spec)
+    hook = Outputs()
+    trainer = Trainer(model, task, data, spec.train, seed=spec.seed, quiet=True, hooks=[hook])
+    trainer.fit()
+    units = list(grid_units(trainer.model))
+    assert len(units) == 3 and all(u.centers.shape == (u.d_in, u.n_centers) for u in units)
+    lift, x = trainer.model.backbone.lift, trainer.data.train.x  # standardised iris
+    assert lift is units[0]
+    assert (lift.centers[:, 0] < x.min(0).values).all()
+    assert (lift.centers[:, -1] > x.max(0).values).all()
+    assert close(hook.end[1], hook.start[1], 5e-2)  # the update after epoch 1 kept the function
+    assert hook.optimizers[1] is not hook.optimizers[-1]

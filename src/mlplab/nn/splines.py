@@ -84,8 +84,9 @@ def _local(x: Tensor, knots: Tensor, order: int, *,
         f = u.sub_(cell)  # offset in the interval, [0, 1)
         inside = ((cell >= 0) & (cell < intervals)).to(dtype)
         j = cell.clamp_(0, intervals - 1).long()
-        left = [f + (r - 1) for r in range(order + 1)]
-        right = [r - f for r in range(order + 1)]
+        # index 0 is never read; left_1 = f
+        left = [f, f] + [f + (r - 1) for r in range(2, order + 1)]
+        right = [f] + [r - f for r in range(1, order + 1)]
     else:
         count = (x >= knots[:, 0]).long()  # knots at or below x
         for i in range(1, intervals + 1):
@@ -98,8 +99,8 @@ def _local(x: Tensor, knots: Tensor, order: int, *,
         padded = torch.cat([knots[:, :1] - (knots[:, 1:2] - knots[:, :1]) * ramp.flip(0), knots,
                             knots[:, -1:] + (knots[:, -1:] - knots[:, -2:-1]) * ramp], dim=1)
         at = j + (order + padded.shape[1] * torch.arange(knots.shape[0], device=x.device))
-        left = [x - padded.take(at + (1 - r)) for r in range(order + 1)]
-        right = [padded.take(at + r).sub_(x) for r in range(order + 1)]
+        left = [x] + [x - padded.take(at + (1 - r)) for r in range(1, order + 1)]
+        right = [x] + [padded.take(at + r).sub_(x) for r in range(1, order + 1)]
     values, spans = [inside], []  # degree 0: 1 on the interval
     for degree in range(1, order + 1):
         saved: Tensor | None = None
@@ -183,8 +184,15 @@ def refit_matrix(x: Tensor, old_knots: Tensor, new_knots: Tensor, order: int) ->
     x = x.detach().double()
     a_new = basis(x, new_knots.double(), order).transpose(0, 1)  # (d, n, C_new)
     a_old = basis(x, old_knots.double(), order).transpose(0, 1)  # (d, n, C_old)
-    driver = "gelsd" if x.device.type == "cpu" else None
-    return torch.linalg.lstsq(a_new, a_old, driver=driver).solution
+    return least_squares_map(a_new, a_old)
+
+
+def least_squares_map(a_new: Tensor, a_old: Tensor) -> Tensor:
+    """Per input, the `M (C_new, C_old)` minimising `|a_new M - a_old|` for the design
+    matrices `a_new (d, n, C_new)` and `a_old (d, n, C_old)` of the same `n` sample points
+    (minimum norm where `a_new` is rank deficient): `(d, C_new, C_old)`, float64."""
+    driver = "gelsd" if a_new.device.type == "cpu" else None
+    return torch.linalg.lstsq(a_new.double(), a_old.double(), driver=driver).solution
 
 
 def refit(coef: Tensor, matrix: Tensor) -> Tensor:

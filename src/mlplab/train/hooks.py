@@ -6,7 +6,8 @@ before its checkpoint). A hook that replaces parameters calls `trainer.reset_opt
 Hooks must be deterministic functions of the trainer's state, so that a resumed run repeats
 them exactly; the checkpoint of epoch E is written before the hooks scheduled after E epochs.
 
-`GridSchedule` is the spline-grid schedule of `train.grid_update_epochs` / `train.grid_extend`.
+`GridSchedule` is the grid schedule of `train.grid_update_epochs` / `train.grid_extend` (KAN
+knots; RBF centres are moved by the updates too).
 """
 
 from __future__ import annotations
@@ -56,11 +57,12 @@ def hooks_from_spec(spec: TrainSpec) -> list[EpochHook]:
 
 
 class GridSchedule(Hook):
-    """Spline-grid work on every unit with `update_grid(x)` / `extend_grid(grid, x)` (KAN).
+    """Grid work on every unit with `update_grid(x)` (KAN, RBF) / `extend_grid(grid, x)` (KAN).
 
-    After `e` epochs for each `e` in `update_epochs`, each such unit moves its knots to the
-    quantiles of its own inputs on (up to `GRID_SAMPLE_ROWS` evenly spaced) training rows, and
-    after `e` epochs for each `e: grid` in `extend`, it refines its grid to `grid` intervals;
+    After `e` epochs for each `e` in `update_epochs`, each such unit moves its knots (KAN) or
+    centres (RBF) to its own inputs on (up to `GRID_SAMPLE_ROWS` evenly spaced) training rows,
+    and after `e` epochs for each `e: grid` in `extend`, each unit with `extend_grid` refines
+    its grid to `grid` intervals;
     both refit the coefficients by least squares so the function is kept; the grid reaches
     `margin` of the inputs' range beyond them (`GRID_MARGIN`). Units go in the
     order they run, each seeing inputs produced by the already-updated units before it. The
@@ -83,7 +85,7 @@ class GridSchedule(Hook):
             if update:
                 unit.update_grid(unit_inputs(trainer, unit, self.rows), margin=self.margin)
                 changed = True
-            if grid is not None and grid != unit.grid:
+            if grid is not None and hasattr(unit, "extend_grid") and grid != unit.grid:
                 unit.extend_grid(grid, unit_inputs(trainer, unit, self.rows),
                                  margin=self.margin)
                 changed = True
@@ -92,10 +94,9 @@ class GridSchedule(Hook):
 
 
 def grid_units(model: nn.Module) -> Iterator[nn.Module]:
-    """The modules of `model` with a spline grid (`update_grid` and `extend_grid`)."""
+    """The modules of `model` with a grid to update from the data (`update_grid`)."""
     for module in model.modules():
-        if callable(getattr(module, "update_grid", None)) and callable(
-                getattr(module, "extend_grid", None)):
+        if callable(getattr(module, "update_grid", None)):
             yield module
 
 
@@ -133,7 +134,8 @@ def unit_inputs(trainer: Trainer, unit: nn.Module, rows: int) -> Tensor:
 
 
 def check_grid_schedule(model: ModelSpec, train: TrainSpec) -> None:
-    """A grid schedule needs a unit with a spline grid, and extension goes coarse -> fine:
+    """A grid schedule needs a unit with a grid (extension: a spline grid), and extension goes
+    coarse -> fine:
     raises ValueError naming the field otherwise (the spec turns it into a SpecError)."""
     fields = [(name, method) for name, method, value in (
         ("train.grid_update_epochs", "update_grid", train.grid_update_epochs),
@@ -144,7 +146,8 @@ def check_grid_schedule(model: ModelSpec, train: TrainSpec) -> None:
     for name, method in fields:
         if not callable(getattr(unit, method, None)):
             with_grid = [n for n in UNITS.names() if callable(getattr(UNITS.get(n), method, None))]
-            raise ValueError(f"{name} needs a unit with a spline grid (model.unit = "
+            what = "a spline grid" if method == "extend_grid" else "a grid"
+            raise ValueError(f"{name} needs a unit with {what} (model.unit = "
                              f"{' or '.join(map(repr, with_grid))}), not {model.unit!r}")
     if train.grid_extend:
         start = model.unit_options.get("grid", _default(unit, "grid"))
