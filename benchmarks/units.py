@@ -1,11 +1,13 @@
 """Units at matched parameters: forward+backward step time and peak memory against the linear MLP.
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/units.py [--threads 1] [--reps 7]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/units.py [--threads 1] [--reps 7] [--clock cpu]
 
 One process. Every model is a plain 3-layer stack `d_in -> width -> width -> width` built from
 one unit (no norm), its width solved so its parameters match the linear MLP's at width 512.
 A step is `model(x).square().mean().backward()` on `(batch, 64)` inputs; time is the median
-of `--reps` steps, interleaved across units so background load hits them alike. Peak memory
+of `--reps` steps (wall clock, or the process's CPU time with `--clock cpu`), interleaved
+across units so background load hits them alike, each timed step right after an untimed one
+of the same model (so it does not pay for page faults on memory another model returned). Peak memory
 is the most bytes alive during one profiled step (torch's memory profiler timeline: weights,
 gradients, saved activations and temporaries). Prints a markdown table with ratios.
 """
@@ -72,10 +74,14 @@ def peak_bytes(model: nn.Module, x: torch.Tensor) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="time steps by the wall clock or by this process's CPU time "
+                             "(less sensitive to other jobs on a loaded machine)")
     parser.add_argument("--reps", type=int, default=7)
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
     target = n_params(build("linear", {}, LINEAR_WIDTH))
     models: dict[str, nn.Module] = {}
     for name, (unit, options) in VARIANTS.items():
@@ -91,16 +97,17 @@ def main() -> None:
             step(model, x)  # warm-up
         for _ in range(args.reps):
             for name, model in models.items():
-                t0 = time.perf_counter()
+                step(model, x)  # untimed: the allocator's free memory is this model's again
+                t0 = clock()
                 step(model, x)
-                times[name].append(time.perf_counter() - t0)
+                times[name].append(clock() - t0)
         for name, model in models.items():
             counts = mlplab.count(model, x[:64])
             rows.append({"unit": name, "batch": batch, "width": model.width,
                          "params": counts["params"], "flops": counts["flops_per_sample"],
                          "ms": 1e3 * statistics.median(times[name]),
                          "mib": peak_bytes(model, x) / 2**20})
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, target "
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {args.clock} clock, target "
           f"{target:,} params (linear MLP width {LINEAR_WIDTH}), depth {DEPTH}, d_in {D_IN}\n")
     print("| unit | width | params | FLOPs/sample | batch | step ms | × linear | peak MiB | × linear |")
     print("|---|---|---|---|---|---|---|---|---|")
