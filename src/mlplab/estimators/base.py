@@ -35,7 +35,7 @@ from mlplab.estimators.inputs import (
     check_val_target,
     unpack_eval_set,
 )
-from mlplab.estimators.specs import model_spec, torch_threads, train_spec
+from mlplab.estimators.specs import check_schedule, model_spec, torch_threads, train_spec
 from mlplab.spec import ModelSpec, TrainSpec
 from mlplab.tasks import Task, make_task, predict_batches
 from mlplab.train.threads import using_threads
@@ -79,7 +79,9 @@ class _MLPBase(BaseEstimator):
                  monitor: str | None = None, validation_fraction: float = 0.1,
                  precision: str = "fp32", threads: int | None = None, device: str = "auto",
                  random_state: int | np.random.RandomState | None = None, verbose: int = 0,
-                 warm_start: bool = False) -> None:
+                 warm_start: bool = False, optimizer: str = "adamw",
+                 grid_update_epochs: list[int] | None = None,
+                 grid_extend: dict[int, int] | list[list[int]] | None = None) -> None:
         self.arch = arch
         self.block = block
         self.n_blocks = n_blocks
@@ -104,6 +106,9 @@ class _MLPBase(BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.warm_start = warm_start
+        self.optimizer = optimizer
+        self.grid_update_epochs = grid_update_epochs
+        self.grid_extend = grid_extend
 
     # -- specs from keyword arguments ---------------------------------------------------
 
@@ -153,6 +158,7 @@ class _MLPBase(BaseEstimator):
         """
         warm = self.warm_start and hasattr(self, "model_")
         model_spec, train_spec = self._model_spec(), self._train_spec()
+        check_schedule(self, model_spec, train_spec)
         threads = self._threads()
         frame = self._frame(X, reset=not warm)
         if y is None:

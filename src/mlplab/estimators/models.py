@@ -112,7 +112,9 @@ class _TabMPreset:
                  monitor: str | None = None, validation_fraction: float = 0.1,
                  precision: str = "fp32", threads: int | None = None, device: str = "auto",
                  random_state: int | np.random.RandomState | None = None, verbose: int = 0,
-                 warm_start: bool = False) -> None:
+                 warm_start: bool = False, optimizer: str = "adamw",
+                 grid_update_epochs: list[int] | None = None,
+                 grid_extend: dict[int, int] | list[list[int]] | None = None) -> None:
         super().__init__(  # type: ignore[call-arg]
             arch=arch, block=block, n_blocks=n_blocks, d_block=d_block, k=k,
             activation=activation, unit=unit, unit_options=unit_options,
@@ -120,7 +122,8 @@ class _TabMPreset:
             weight_decay=weight_decay, batch_size=batch_size, max_epochs=max_epochs,
             patience=patience, monitor=monitor, validation_fraction=validation_fraction,
             precision=precision, threads=threads, device=device, random_state=random_state,
-            verbose=verbose, warm_start=warm_start)
+            verbose=verbose, warm_start=warm_start, optimizer=optimizer,
+            grid_update_epochs=grid_update_epochs, grid_extend=grid_extend)
 
 
 class TabMClassifier(_TabMPreset, MLPClassifier):

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -14,6 +15,7 @@ from mlplab.nn import registry
 from mlplab.nn.adapters import CAT_ENCODINGS as ADAPTER_CAT_ENCODINGS
 from mlplab.nn.blocks import is_nonlinear
 from mlplab.spec import ModelSpec, TrainSpec, _format_error
+from mlplab.train.hooks import check_grid_schedule
 from mlplab.train.threads import default_threads
 
 # arch -> (block, ensemble); ReLU unless `activation` is given (none after a nonlinear unit); plain blocks have no norm (TabM
@@ -71,15 +73,36 @@ def model_spec(est: Any) -> ModelSpec:
 
 
 def train_spec(est: Any) -> TrainSpec:
-    """The `TrainSpec` of an estimator: constant lr, no warmup or clipping (TabM paper)."""
+    """The `TrainSpec` of an estimator: constant lr, no warmup or clipping (TabM paper).
+
+    With `optimizer="lbfgs"`, `lr` and `weight_decay` left at the estimator's defaults (AdamW's)
+    take L-BFGS's (`lr` 1, the line search's first trial step; no weight decay)."""
+    settings: dict[str, Any] = dict(
+        optimizer=est.optimizer, lr=est.lr, weight_decay=est.weight_decay,
+        batch_size=est.batch_size, epochs=est.max_epochs, warmup_epochs=0.0,
+        schedule="constant", grad_clip=None, patience=est.patience, monitor=est.monitor,
+        precision=est.precision, grid_update_epochs=est.grid_update_epochs or [],
+        grid_extend=est.grid_extend or {})
+    if est.optimizer == "lbfgs":
+        defaults = inspect.signature(type(est)).parameters
+        for name in ("lr", "weight_decay"):
+            if settings[name] == defaults[name].default:
+                del settings[name]
     try:
-        return TrainSpec(lr=est.lr, weight_decay=est.weight_decay,
-                         batch_size=est.batch_size, epochs=est.max_epochs,
-                         warmup_epochs=0.0, schedule="constant", grad_clip=None,
-                         patience=est.patience, monitor=est.monitor,
-                         precision=est.precision)
+        return TrainSpec(**settings)
     except ValidationError as err:
-        raise SpecError(f"{type(est).__name__}: {_format_error(err, TrainSpec)}") from None
+        message = _format_error(err, TrainSpec).replace("train.epochs", "max_epochs")
+        raise SpecError(f"{type(est).__name__}: {message}") from None
+
+
+def check_schedule(est: Any, model: ModelSpec, train: TrainSpec) -> None:
+    """`grid_update_epochs` / `grid_extend` need a unit with a grid (`check_grid_schedule`):
+    a SpecError naming the estimator's parameter otherwise."""
+    try:
+        check_grid_schedule(model, train)
+    except ValueError as err:
+        message = str(err).replace("train.", "").replace("model.unit_options", "unit_options")
+        raise SpecError(f"{type(est).__name__}: {message.replace('model.unit', 'unit')}") from None
 
 
 def torch_threads(est: Any) -> int:
