@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: demo test lint slow clean postgres
+.PHONY: demo test lint slow clean postgres chromium
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -27,7 +27,14 @@ postgres:
 	  (apt-get update && apt-get install -y postgresql) || \
 	  echo "warning: cannot install PostgreSQL; tests/test_lab_postgres.py will be skipped"
 
-test: $(STAMP) postgres
+# The browser tests screenshot the HTML reports in headless Chromium: install the Debian package
+# if missing (needs root and apt; otherwise those tests are skipped with a message).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-headless-shell >/dev/null 2>&1 || \
+	  (apt-get update && apt-get install -y --no-install-recommends chromium) || \
+	  echo "warning: cannot install Chromium; the browser tests in tests/test_inspect_report.py will be skipped"
+
+test: $(STAMP) postgres chromium
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/pytest -q
 

@@ -64,6 +64,9 @@ def run(name: str, *, out: str | Path | None = None, full: bool = False,
     if workers < 0:
         raise SpecError(f"--workers: expected 0 or more, got {workers}")
     out_dir = Path(out) if out is not None else Path("runs") / f"repro-{name}"
+    script = getattr(repro, "script", None)
+    if script is not None:  # measured by a short script on the public API, not by sweeps
+        return script(chosen, out_dir, workers=workers, quiet=quiet, reports=reports)
     return run_reproduction(repro, chosen, out_dir, workers=workers, quiet=quiet,
                             reports=reports)
 
@@ -78,4 +81,5 @@ class _CallableModule(types.ModuleType):
 sys.modules[__name__].__class__ = _CallableModule
 
 from mlplab.repro import kan_vs_mlp as _kan_vs_mlp  # noqa: E402,F401  (registers kan-vs-mlp)
+from mlplab.repro import lazy_neurons as _lazy  # noqa: E402,F401  (registers lazy-neurons)
 from mlplab.repro import tabm as _tabm  # noqa: E402,F401  (registers tabm)
