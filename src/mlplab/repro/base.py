@@ -64,6 +64,9 @@ class Reproduction:
     protocols: dict[str, Any]
     build: Callable[[Any], list[Part]]
     claims: Callable[[Any], list[Claim]]
+    # optional: `finish(verdict, results, parts, out)` adds notes/info/files from the measured
+    # sweeps (e.g. a frontier plot) before the outputs are written
+    finish: Callable[[Verdict, dict[str, Any], list[Part], Any], None] | None = None
 
     def protocol(self, full: bool = False, overrides: dict[str, Any] | None = None) -> Any:
         """The default (or full) protocol with `overrides` applied; unknown keys are errors."""

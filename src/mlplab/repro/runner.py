@@ -162,6 +162,8 @@ def run_reproduction(repro: Reproduction, protocol: Any, out: Path, *, workers: 
     verdict = repro.verdict(collect(parts, results), protocol)
     verdict.info.update(out=str(out), wall_seconds=round(wall, 1), workers=workers,
                         parts=[p.name for p in parts], protocol=_protocol_dict(protocol))
+    if repro.finish is not None:
+        repro.finish(verdict, results, parts, out)
     write_outputs(verdict, results, parts, out, reports=reports)
     return verdict
 
