@@ -160,6 +160,9 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
                            state.best_epoch, state.epoch, state.stopped_early, model, run_dir)
         if run_dir is not None:
             _write_final(run_dir, result)
+            write = getattr(task, "write_artifacts", None)  # a domain's pictures (fields)
+            if write is not None:
+                write(run_dir, model, data, state.curves)
     return result
 
 

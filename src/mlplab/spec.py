@@ -152,6 +152,9 @@ class ModelSpec(Section):
                          "(tabular, image, ...)")
     head: str = Field("auto", description="auto (linear; ensemble with model.ensemble; pool "
                       "after a token-shaped adapter), or a registered head")
+    adapter_options: dict[str, Any] = Field(
+        default_factory=dict, description="the adapter's own options (field encodings: sigma, "
+        "levels, finest_resolution, ...; a scale option may be 'fresh')")
     cat_encoding: Literal["embedding", "onehot"] = Field(
         "embedding", description="categorical columns: learned embeddings, or one-hot (TabM paper)")
     cat_embedding_dim: int | None = Field(None, ge=1, description="default: min(16, 1 + card // 2)")
@@ -183,6 +186,15 @@ class ModelSpec(Section):
         reg = registry.ADAPTERS if info.field_name == "adapter" else registry.HEADS
         if value != "auto" and value not in reg:
             raise ValueError(reg.unknown(value).replace("choose one of ", "choose one of 'auto', "))
+        return value
+
+    @field_validator("adapter_options")
+    @classmethod
+    def _adapter_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from mlplab.nn.encodings import check_adapter_options
+
+        if value and info.data.get("adapter") not in (None, "auto"):
+            check_adapter_options(info.data["adapter"], value)
         return value
 
     @field_validator("block_options")

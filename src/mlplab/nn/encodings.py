@@ -11,14 +11,22 @@ Every encoding has `d_out` and takes the spec's seed through torch's global gene
 
 from __future__ import annotations
 
+import inspect
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
 
+from mlplab.errors import SpecError
 from mlplab.nn import options as opt
-from mlplab.nn.registry import register_adapter
+from mlplab.nn.registry import ADAPTERS, register_adapter
+
+if TYPE_CHECKING:
+    from mlplab.data.dataset import FeatureSchema
+    from mlplab.spec import ModelSpec
+
+FRESH = "fresh"
 
 
 def _check_coords(x: Tensor, d_in: int) -> None:
@@ -26,8 +34,69 @@ def _check_coords(x: Tensor, d_in: int) -> None:
         raise ValueError(f"expected coordinates (batch, {d_in}), got {tuple(x.shape)}")
 
 
+def check_adapter_options(name: str, options: dict[str, Any]) -> None:
+    """Raise `ValueError` naming the option unless adapter `name` accepts `options`
+    (`"fresh"` only for its `scale_option`); for `model.adapter_options`."""
+    cls = ADAPTERS.get(name, field="model.adapter")
+    scale = getattr(cls, "scale_option", None)
+    values = dict(options)
+    for key, value in options.items():
+        if isinstance(value, str) and value.lower() == FRESH:
+            if key != scale:
+                raise ValueError(f"{key}: 'fresh' applies to the scale option of an encoding "
+                                 f"({name!r}: {scale or 'none'})")
+            values.pop(key)
+    try:
+        inspect.signature(cls).bind(1, **values)
+    except TypeError as err:
+        raise ValueError(f"adapter {name!r}: {err}") from None
+    if getattr(cls, "check_options", None) is None:
+        return
+    try:  # build a small one: every value is checked where the adapter checks it
+        with torch.random.fork_rng(devices=[]):
+            cls(2, **values)
+    except opt.UnitOptionError as err:
+        raise ValueError(f"{err.option}: {err.detail}") from None
+
+
+class CoordinateAdapter(nn.Module):
+    """Base of the coordinate encodings: built from `model.adapter_options` and the field
+    data's coordinate count (`schema.info["d_coord"]`); a `"fresh"` scale option takes the
+    value FreSh chose for this data (`schema.info["fresh"]`). Flat output (`n_tokens` None)."""
+
+    scale_option: str | None = None
+    n_tokens: int | None = None
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, schema: FeatureSchema) -> nn.Module:
+        name = next((n for n in ADAPTERS.names() if ADAPTERS.get(n) is cls), cls.__name__)
+        d_coord = schema.info.get("d_coord")
+        if not isinstance(d_coord, int):
+            raise SpecError(f"model.adapter: {name!r} encodes coordinates; it needs field data "
+                            "(task.kind = 'field')")
+        options = dict(spec.adapter_options)
+        for key, value in spec.adapter_options.items():
+            if isinstance(value, str) and value.lower() == FRESH:
+                fresh = schema.info.get("fresh") or {}
+                if fresh.get("option") != key or "chosen" not in fresh:
+                    raise SpecError(f"model.adapter_options.{key}: 'fresh' is chosen from the "
+                                    "field data (task.kind = 'field'); none was recorded")
+                options[key] = fresh["chosen"]
+        options = cls.options_from_spec(spec, options)
+        try:
+            check_adapter_options(name, options)
+        except ValueError as err:
+            raise SpecError(f"model.adapter_options: {err}") from None
+        return cls(d_coord, **options)
+
+    @classmethod
+    def options_from_spec(cls, spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
+        """Defaults an encoding takes from the rest of the model spec (none by default)."""
+        return options
+
+
 @register_adapter("coords")
-class CoordinateInput(nn.Module):
+class CoordinateInput(CoordinateAdapter):
     """No encoding: `(batch, d_in) -> (batch, d_in)`."""
 
     def __init__(self, d_in: int) -> None:
@@ -40,7 +109,7 @@ class CoordinateInput(nn.Module):
 
 
 @register_adapter("fourier")
-class FourierFeatures(nn.Module):
+class FourierFeatures(CoordinateAdapter):
     """Gaussian Fourier features: `(batch, d_in) -> (batch, 2 * n_frequencies)`.
 
     `B (n_frequencies, d_in) ~ N(0, sigma^2)` is a buffer (fixed, saved with the model) unless
@@ -80,7 +149,7 @@ class FourierFeatures(nn.Module):
 
 
 @register_adapter("posenc")
-class PositionalEncoding(nn.Module):
+class PositionalEncoding(CoordinateAdapter):
     """Log-spaced positional encoding: `(batch, d_in) -> (batch, 2 * d_in * n_frequencies)`
     (`+ d_in` with `include_input`).
 
@@ -118,7 +187,7 @@ class PositionalEncoding(nn.Module):
 
 
 @register_adapter("siren")
-class SirenInput(nn.Module):
+class SirenInput(CoordinateAdapter):
     """SIREN's first layer: `sin(omega_0 (W x + b))`, `(batch, d_in) -> (batch, n_features)`.
 
     `W ~ U(-1/d_in, 1/d_in)` (SIREN's first-layer rule), bias as `nn.Linear`; `omega_0`
@@ -141,6 +210,10 @@ class SirenInput(nn.Module):
     def check_options(cls, options: dict[str, Any]) -> None:
         opt.check_int(options, "n_features", low=1)
         opt.check_float(options, "omega_0", low=0.0, open_low=True)
+
+    @classmethod
+    def options_from_spec(cls, spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
+        return {"n_features": spec.width, **options}  # the first layer is as wide as the rest
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         _check_coords(x, self.d_in)

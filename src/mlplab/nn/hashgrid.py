@@ -23,6 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from mlplab.nn import options as opt
+from mlplab.nn.encodings import CoordinateAdapter
 from mlplab.nn.registry import register_adapter
 
 PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037)
@@ -68,7 +69,7 @@ class _Lookup(torch.autograd.Function):
         return grad_table, None, grad_w
 
 
-class GridEncoding(nn.Module):
+class GridEncoding(CoordinateAdapter):
     """`levels` grids of learned features: `(batch, d_in) -> (batch, levels * features)`.
 
     Options: `levels`, `features` per level, `log2_table` (entries per level at most
@@ -78,6 +79,8 @@ class GridEncoding(nn.Module):
     trainer multiplies the learning rate of this module's parameters by it).
     Coordinates outside `[-1, 1]` are clamped onto the grid.
     """
+
+    scale_option = "finest_resolution"
 
     def __init__(self, d_in: int, *, levels: int = 16, features: int = 2, log2_table: int = 12,
                  base_resolution: float = 16, finest_resolution: float = 512,

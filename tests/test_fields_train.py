@@ -1,0 +1,163 @@
+"""Field runs through the one trainer: `task.kind = "field"` data and splits, every encoding
+trains, FreSh recorded in the run, the pictures, a SIGKILLed field run resumes to the same
+metrics, bad options name their field."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import mlplab_executable
+
+import mlplab
+from mlplab.domains import build_data
+from mlplab.errors import SpecError
+from mlplab.fields.domain import grid_masks
+from mlplab.spec import load_spec, parse_spec
+from mlplab.train import checkpoint as ckpt
+
+
+def field_spec(adapter: str = "hashgrid", *, size: int = 24, epochs: int = 3,
+               options: dict | None = None, task: dict | None = None, **model) -> dict:
+    siren = adapter == "siren"
+    return {
+        "seed": 0, "data": {"source": "skimage:camera"},
+        "task": {"kind": "field", "options": {"size": size, **(task or {})}},
+        "model": {"adapter": adapter, "adapter_options": options or {}, "block": "plain",
+                  "width": 16, "depth": 2, "norm": "none",
+                  "unit": "siren" if siren else "linear",
+                  **({} if siren else {"activation": "relu"}), **model},
+        "train": {"lr": 1e-2, "batch_size": 128, "epochs": epochs, "patience": None,
+                  "weight_decay": 0.0, "schedule": "constant", "warmup_epochs": 0,
+                  "threads": 1},
+    }
+
+
+def test_field_data_splits_and_coding() -> None:
+    spec = parse_spec(field_spec(task={"split": "every-second"}))
+    data = build_data(spec)
+    assert data.kind == "field" and data.schema.info["shape"] == [24, 24]
+    assert data.train.x.shape == (144, 2) and data.train.y.shape == (144, 1)
+    assert len(data.val) == 576 - 144 and len(data.test) == 576
+    assert float(data.test.x.min()) == -1.0 and float(data.test.x.max()) == 1.0
+    train, val = grid_masks((4, 4), "all")
+    assert train.all() and val.sum() == 4
+    train, val = grid_masks((4, 4), "every-second")
+    assert train.sum() == 4 and (val == ~train).all()
+    wave = parse_spec({**field_spec(size=64), "data": {"source": "signal:sine?freq=3&n=64"}})
+    data = build_data(wave)
+    # a [-1, 1] signal is coded into [0, 1] and decoded back by the task
+    assert float(data.test.y.min()) >= 0 and float(data.test.y.max()) <= 1
+    task = mlplab.domains.run_task(wave, data)
+    np.testing.assert_allclose(task.decode(data.test.y), np.sin(np.pi * 3 * np.linspace(-1, 1, 64)),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("adapter", ["hashgrid", "fourier", "posenc", "siren", "densegrid",
+                                     "rbfgrid", "coords"])
+def test_every_encoding_trains_a_field(adapter: str) -> None:
+    options = {"fourier": {"n_frequencies": 16, "sigma": 4.0},
+               "posenc": {"n_frequencies": 6}, "densegrid": {"base_resolution": 12,
+                                                             "finest_resolution": 12},
+               "rbfgrid": {"base_resolution": 12, "finest_resolution": 12},
+               "hashgrid": {"levels": 4, "log2_table": 8, "finest_resolution": 32}}
+    spec = field_spec(adapter, options=options.get(adapter, {}), epochs=8)
+    if adapter in ("siren", "fourier", "posenc", "coords"):
+        spec["train"]["lr"] = 3e-3
+    result = mlplab.train(spec)
+    psnr = [c["val_psnr"] for c in result.curves]
+    assert result.metrics["test"]["psnr"] > 11 and psnr[-1] > psnr[0] + 1
+    assert result.counts["params"] == sum(p.numel() for p in result.model.parameters())
+
+
+def test_hashgrid_fits_better_than_plain_coordinates() -> None:
+    grid = mlplab.train(field_spec("hashgrid", size=32, epochs=8,
+                                   options={"levels": 6, "finest_resolution": 32}))
+    plain = mlplab.train(field_spec("coords", size=32, epochs=8))
+    assert grid.metrics["test"]["psnr"] > plain.metrics["test"]["psnr"] + 3
+
+
+def test_fresh_is_chosen_from_the_data_and_recorded(tmp_path: Path) -> None:
+    spec = field_spec("fourier", options={"sigma": "fresh", "n_frequencies": 16},
+                      task={"fresh_candidates": [0.5, 4.0, 64.0], "fresh_inits": 2})
+    result = mlplab.train(spec, out=tmp_path / "run")
+    record = json.loads((tmp_path / "run" / "model.json").read_text())
+    fresh = record["schema"]["info"]["fresh"]
+    assert fresh["option"] == "sigma" and fresh["candidates"] == [0.5, 4.0, 64.0]
+    assert len(fresh["distances"]) == 3 and fresh["chosen"] in fresh["candidates"]
+    assert result.model.adapter.sigma == fresh["chosen"]
+    loaded = mlplab.load_run(tmp_path / "run")  # the saved run rebuilds the chosen sigma
+    assert loaded.model.adapter.sigma == fresh["chosen"]
+    summary = json.loads((tmp_path / "run" / "fields.json").read_text())
+    assert summary["fresh"]["chosen"] == fresh["chosen"]
+
+
+def test_run_directory_pictures(tmp_path: Path) -> None:
+    from PIL import Image
+
+    mlplab.train(field_spec(task={"split": "every-second"}), out=tmp_path / "run")
+    run = tmp_path / "run"
+    for name in ("reconstruction.png", "error_map.png", "psnr_curve.png", "fields.json"):
+        assert (run / name).is_file(), name
+    assert Image.open(run / "reconstruction.png").size == (24, 24)
+    summary = json.loads((run / "fields.json").read_text())
+    assert summary["psnr_heldout"] is not None and summary["psnr_train"] >= summary["psnr_heldout"]
+    assert 0 < summary["ssim"] <= 1 and summary["params_per_sample"] > 0
+
+
+def test_bad_field_options_name_their_field() -> None:
+    with pytest.raises(SpecError, match=r"task\.options\.splt: unknown key; did you mean 'split'"):
+        parse_spec(field_spec(task={"splt": "all"}))
+    with pytest.raises(SpecError, match=r"model\.adapter_options: .*levels"):
+        parse_spec(field_spec(options={"levels": 0}))
+    with pytest.raises(SpecError, match=r"model\.adapter_options: .*'fresh' applies"):
+        parse_spec(field_spec(options={"levels": "fresh"}))
+    with pytest.raises(SpecError, match=r"model\.adapter: 'hashgrid' encodes coordinates"):
+        mlplab.train({"data": {"source": "sklearn:iris"}, "model": {"adapter": "hashgrid"},
+                      "train": {"epochs": 1}})
+    with pytest.raises(mlplab.errors.DataError, match="not an image"):
+        mlplab.train({**field_spec(), "data": {"source": str(Path(__file__))}})
+
+
+def test_field_run_resumes_after_sigkill_to_the_same_metrics(tmp_path: Path) -> None:
+    spec = field_spec(size=32, epochs=8, options={"levels": 4, "log2_table": 8})
+    spec_path = tmp_path / "field.json"
+    spec_path.write_text(json.dumps(spec))
+    reference = tmp_path / "ref"
+    mlplab.train(load_spec(spec_path), out=reference)
+    run = tmp_path / "run"
+    env = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    proc = subprocess.Popen([mlplab_executable(), "train", str(spec_path), "--out", str(run),
+                             "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            last = ckpt.latest_checkpoint(run) if run.exists() else None
+            if last is not None and int(last.name.split("-")[1]) >= 2:
+                break
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "no progress"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
+    done = subprocess.run([mlplab_executable(), "train", "--resume", str(run), "--quiet"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    got = json.loads((run / "metrics.json").read_text())
+    want = json.loads((reference / "metrics.json").read_text())
+    for part in ("train", "val", "test"):
+        assert got[part] == want[part], part
+    assert json.loads((run / "fields.json").read_text())["psnr"] == json.loads(
+        (reference / "fields.json").read_text())["psnr"]
+    assert torch.equal(mlplab.load_run(run).model.adapter.table,
+                       mlplab.load_run(reference).model.adapter.table)
