@@ -1,13 +1,24 @@
-"""The learnable B-spline activation (`model.activation = "bspline"`), the KAN-or-MLP control."""
+"""The learnable B-spline activation (`model.activation = "bspline"`, per channel
+`"bspline-channel"`), the KAN-or-MLP control."""
 
 from __future__ import annotations
 
+import pytest
 import torch
+from torch.func import functional_call
 from torch.nn import functional as F
 
 import mlplab
+from mlplab.errors import SpecError
 from mlplab.nn.layers import make_activation
-from mlplab.nn.spline_activation import GRID, ORDER, RANGE, BSplineActivation, support
+from mlplab.nn.spline_activation import (
+    GRID,
+    ORDER,
+    RANGE,
+    BSplineActivation,
+    ChannelBSplineActivation,
+    support,
+)
 from mlplab.nn.splines import basis
 
 
@@ -54,3 +65,41 @@ def test_an_mlp_with_bspline_activations_trains_saves_and_loads(tmp_path, tiny_s
     assert isinstance(a, BSplineActivation)
     assert torch.equal(a.coef, run.model.backbone.lift.act.coef)
     assert torch.isfinite(a(x)).all()
+
+
+def test_per_channel_splines_are_separate_functions_of_their_channel():
+    act = make_activation("bspline-channel", 3).double()
+    assert isinstance(act, ChannelBSplineActivation) and act.coef.shape == (3, GRID + ORDER)
+    shared = BSplineActivation().double()
+    x = torch.linspace(-6, 6, 600, dtype=torch.float64).reshape(2, 100, 3)
+    assert torch.allclose(act(x), shared(x), atol=1e-12)  # all start as the same SiLU fit
+    with torch.no_grad():
+        act.coef.normal_()
+    for c in range(3):  # channel c follows its own coefficients
+        ref = basis(x[..., c].reshape(-1, 1), act.knots, ORDER).reshape(-1, GRID + ORDER)
+        assert torch.allclose(act(x)[..., c].reshape(-1), ref @ act.coef[c], atol=1e-12)
+    inputs = (torch.rand(4, 3, dtype=torch.float64) * 5 - 2.5).requires_grad_()
+    assert torch.autograd.gradcheck(lambda x, c: functional_call(act, {"coef": c}, (x,)),
+                                    (inputs, act.coef.detach().clone().requires_grad_()))
+    with pytest.raises(ValueError, match="expected 3 channels"):
+        act(torch.randn(2, 4, dtype=torch.float64))
+
+
+def test_an_mlp_with_per_channel_splines_trains(tiny_spec):
+    model = {"block": "plain", "width": 8, "depth": 2}
+    shared = mlplab.train(tiny_spec(model={**model, "activation": "bspline"}))
+    channel = mlplab.train(tiny_spec(model={**model, "activation": "bspline-channel"}))
+    # depth 2 = the plain lift + 1 plain block, each one activation over 8 channels
+    assert channel.counts["params"] == shared.counts["params"] + 2 * 7 * (GRID + ORDER)
+    acts = [m for m in channel.model.modules() if isinstance(m, ChannelBSplineActivation)]
+    assert len(acts) == 2 and not torch.equal(acts[0].coef[0], acts[0].coef[1])  # trained apart
+    standard = mlplab.train(tiny_spec(model={"block": "standard", "width": 8, "depth": 1,
+                                             "activation": "bspline-channel"}))
+    hidden = [m.coef.shape[0] for m in standard.model.modules()
+              if isinstance(m, ChannelBSplineActivation)]
+    assert 32 in hidden  # the standard block's activation is on its hidden width (4 x 8)
+
+
+def test_a_per_channel_activation_needs_the_width():
+    with pytest.raises(SpecError, match="model.activation: 'bspline-channel' learns one function"):
+        make_activation("bspline-channel")

@@ -124,12 +124,13 @@ class Block(nn.Module):
     def make_unit(self, d_in: int, d_out: int) -> nn.Module:
         return self._unit(d_in, d_out, **self._unit_options)
 
-    def make_activation(self, fixed: str | None = None) -> nn.Module:
+    def make_activation(self, fixed: str | None = None, width: int | None = None) -> nn.Module:
         """The nonlinearity after a unit: none after a nonlinear unit unless `activation` is
-        named, else the block's `fixed` one (swiglu's SiLU gate) or `activation` (GELU)."""
+        named, else the block's `fixed` one (swiglu's SiLU gate) or `activation` (GELU);
+        `width` is the channel count of a per-channel activation (`bspline-channel`)."""
         if self.activation is None and is_nonlinear(self._unit):
             return make_activation("identity")
-        return make_activation(fixed or self.activation or DEFAULT_ACTIVATION)
+        return make_activation(fixed or self.activation or DEFAULT_ACTIVATION, width)
 
 
 @register_block("standard")
@@ -147,7 +148,7 @@ class StandardBlock(Block):
         super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
         self.norm = make_norm(norm, d)
         self.fc1 = self.make_unit(d, self.hidden)
-        self.act = self.make_activation()
+        self.act = self.make_activation(width=self.hidden)
         self.drop = self.make_dropout(dropout)
         self.fc2 = self.make_unit(self.hidden, d)
 
@@ -182,7 +183,7 @@ class GatedBlock(Block):
         super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
         self.norm = make_norm(norm, d)
         self.fc_in = self.make_unit(d, 2 * self.hidden)
-        self.act = self.make_activation(self.gate_activation)
+        self.act = self.make_activation(self.gate_activation, width=self.hidden)
         self.drop = self.make_dropout(dropout)
         self.fc2 = self.make_unit(self.hidden, d)
 
@@ -224,7 +225,7 @@ class PlainBlock(Block):
         super().__init__(d, activation=activation, norm=norm, dropout=dropout, **kwargs)
         self.fc = self.make_unit(d_in if d_in is not None else d, d)
         self.norm = make_norm(norm, d)
-        self.act = self.make_activation()
+        self.act = self.make_activation(width=d)
         self.drop = self.make_dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from mlplab.errors import SpecError
 from mlplab.nn.registry import ACTIVATIONS, NORMS
 
 for _name, _cls in {
@@ -37,8 +38,17 @@ class NoNorm(nn.Identity):
         super().__init__()
 
 
-def make_activation(name: str) -> nn.Module:
-    return ACTIVATIONS.get(name, field="model.activation")()
+def make_activation(name: str, width: int | None = None) -> nn.Module:
+    """The activation `name`; one that learns a function per channel (`needs_width`, e.g.
+    `bspline-channel`) is built for `width` channels and needs it."""
+    cls = ACTIVATIONS.get(name, field="model.activation")
+    if not getattr(cls, "needs_width", False):
+        return cls()
+    if width is None:
+        raise SpecError(f"model.activation: {name!r} learns one function per channel and needs "
+                        "the layer's width, which this layer does not pass; use 'bspline' (one "
+                        "function per layer)")
+    return cls(width)
 
 
 def make_norm(name: str, d: int) -> nn.Module:

@@ -3,8 +3,9 @@
 Yu et al. replace an MLP's fixed activation with a learnable B-spline and find that this
 alone gives the MLP KAN's edge on symbolic formulas. Here `model.activation = "bspline"`
 does that for every block: each activation module holds one spline shared by the channels
-of its layer (an activation is built without its width), so an MLP gains `GRID + ORDER`
-parameters per activation.
+of its layer, so an MLP gains `GRID + ORDER` parameters per activation.
+`model.activation = "bspline-channel"` gives every channel its own spline, as the paper's
+control does: `width * (GRID + ORDER)` parameters per activation (the block passes the width).
 """
 
 from __future__ import annotations
@@ -44,17 +45,25 @@ class BSplineActivation(nn.Module):
     """`sigma(x) = sum_c coef_c B_c(x)`, cubic B-splines (`ORDER` 3) on `GRID` intervals over
     `RANGE`, applied elementwise: `(..., d) -> (..., d)`.
 
-    Starts as the least-squares spline of SiLU (within 2e-3 on `RANGE`); like a KAN's spline
-    it is free beyond `RANGE` and zero outside `support()` (+-5.25), which the norm
-    before it in every block keeps rare.
+    One spline shared by every channel (`coef (GRID + ORDER,)`), or with `channels = d` one
+    per channel of the last dimension (`coef (d, GRID + ORDER)`). Starts as the least-squares
+    spline of SiLU (within 2e-3 on `RANGE`); like a KAN's spline it is free beyond `RANGE` and
+    zero outside `support()` (+-5.25), which the norm before it in every block keeps rare.
     """
 
     knots: Tensor
+    needs_width = False  # `make_activation` passes the layer's width when True
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int | None = None) -> None:
         super().__init__()
         self.register_buffer("knots", uniform_knots(1, GRID, ORDER, *RANGE))
-        self.coef = nn.Parameter(torch.tensor(_silu_coefficients(), dtype=torch.float32))
+        coef = torch.tensor(_silu_coefficients(), dtype=torch.float32)
+        if channels is not None:
+            if isinstance(channels, bool) or not isinstance(channels, int) or channels < 1:
+                raise ValueError(f"channels: expected a positive integer, got {channels!r}")
+            coef = coef.expand(channels, -1).clone()
+        self.channels = channels
+        self.coef = nn.Parameter(coef)
 
     def forward(self, x: Tensor) -> Tensor:
         """The uniform cubic B-spline in closed form: per element, its knot interval `i` and
@@ -68,9 +77,30 @@ class BSplineActivation(nn.Module):
         inside = (cell >= 0) & (cell < GRID + 2 * ORDER)
         idx = cell.clamp(0, GRID + 2 * ORDER - 1).long()
         coef = F.pad(self.coef.to(dtype), (ORDER, ORDER))  # zeros where fewer bases reach
+        if self.channels is not None:  # per channel: index the flattened (channels, cells) table
+            if x.shape[-1] != self.channels:
+                raise ValueError(f"BSplineActivation: expected {self.channels} channels in the "
+                                 f"last dimension, got {x.shape[-1]}")
+            width = coef.shape[-1]
+            idx = idx + torch.arange(self.channels, device=idx.device) * width
+            coef = coef.reshape(-1)
         s = 1.0 - t
         t2 = t * t
         pieces = (s * s * s, (3.0 * t - 6.0) * t2 + 4.0, ((-3.0 * t + 3.0) * t + 3.0) * t + 1.0,
                   t2 * t)
         out = sum(coef[idx + j] * piece for j, piece in enumerate(pieces)) / 6.0
         return torch.where(inside, out, torch.zeros_like(out)).to(x.dtype)
+
+    def extra_repr(self) -> str:
+        return "shared" if self.channels is None else f"channels={self.channels}"
+
+
+@ACTIVATIONS.register("bspline-channel")
+class ChannelBSplineActivation(BSplineActivation):
+    """`BSplineActivation` with one spline per channel: built with the layer's width
+    (`make_activation(name, width)`), `(..., width) -> (..., width)`."""
+
+    needs_width = True
+
+    def __init__(self, channels: int) -> None:
+        super().__init__(channels)
