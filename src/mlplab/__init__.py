@@ -5,7 +5,14 @@ from mlplab.build import build_model
 from mlplab.count import count
 from mlplab.data import build_dataset
 from mlplab.errors import DataError, MlplabError, SpecError, TrainingError
-from mlplab.estimators import MLPClassifier, MLPRegressor, TabMClassifier, TabMRegressor, load
+from mlplab.estimators import (
+    MLPClassifier,
+    MLPForecaster,
+    MLPRegressor,
+    TabMClassifier,
+    TabMRegressor,
+    load,
+)
 from mlplab.infer import predict
 from mlplab.run import LoadedRun, RunResult, load_run, resume, train
 from mlplab.spec import RunSpec, load_spec, parse_spec
@@ -16,7 +23,8 @@ __all__ = [
     "train", "resume", "load_run", "LoadedRun", "RunResult", "RunSpec", "load_spec", "parse_spec",
     "build_model", "build_dataset", "count", "MlplabError", "SpecError", "DataError",
     "TrainingError", "__version__", "MLPClassifier", "MLPRegressor", "TabMClassifier",
-    "TabMRegressor", "load", "sweep", "report", "SweepResult", "predict", "repro", "inspect",
+    "TabMRegressor", "MLPForecaster", "load", "sweep", "report", "SweepResult", "predict",
+    "repro", "inspect",
 ]
 
 

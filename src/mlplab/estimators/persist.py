@@ -77,6 +77,10 @@ def load(path: str | Path) -> Any:
     from mlplab import estimators
 
     path = Path(path)
+    if (path / "forecaster.json").is_file():  # an MLPForecaster (mlplab.estimators.forecaster)
+        from mlplab.estimators.forecaster import MLPForecaster
+
+        return MLPForecaster.load(path)
     if not (path / RECORD).is_file():
         hint = "; it is a run directory: use mlplab.load_run" if (path / "spec.json").is_file() \
             else ""
