@@ -161,3 +161,20 @@ def test_field_run_resumes_after_sigkill_to_the_same_metrics(tmp_path: Path) -> 
         (reference / "fields.json").read_text())["psnr"]
     assert torch.equal(mlplab.load_run(run).model.adapter.table,
                        mlplab.load_run(reference).model.adapter.table)
+
+
+def test_fit_image_command(tmp_path: Path, capsys) -> None:
+    from mlplab import cli
+
+    run = tmp_path / "fit"
+    code = cli.run(["fit-image", "skimage:camera", "--encoding", "fourier", "--scale", "fresh",
+                    "--size", "24", "--epochs", "2", "--threads", "1", "--out", str(run),
+                    "--quiet"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert code == 0
+    assert "FreSh chose sigma =" in printed and "PSNR" in printed and "dB" in printed
+    assert (run / "reconstruction.png").is_file() and (run / "psnr_curve.png").is_file()
+    assert cli.run(["info", str(run)]) == 0
+    assert cli.run(["fit-image", "skimage:camera", "--encoding", "none", "--scale", "3",
+                    "--out", str(tmp_path / "x")]) == 2
+    assert "has no scale option" in capsys.readouterr().err

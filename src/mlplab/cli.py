@@ -415,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=32, help="transcoder latents active per row")
     p.add_argument("--out", help="where to write the report (default: the run directory)")
     p.set_defaults(func=cmd_inspect)
+    from mlplab.fields.fit import add_parser as add_fit_image  # neural fields: fit-image
+
+    add_fit_image(sub)
     for command in sub.choices.values():  # `--debug` also after the subcommand
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help=argparse.SUPPRESS)

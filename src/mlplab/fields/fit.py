@@ -1,0 +1,92 @@
+"""`mlplab fit-image SOURCE`: fit one image (or 1-D signal) with an encoding's preset.
+
+The run goes through `mlplab.train` (one trainer, checkpoints, `--resume`, `mlplab info`) and
+leaves `reconstruction.png`, `error_map.png`, `psnr_curve.png` and `fields.json` in the run
+directory. Only argparse is imported at module level (the CLI builds its parser fast).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+ENCODING_CHOICES = ("hashgrid", "fourier", "posenc", "siren", "dense", "rbf", "none")
+ALIASES = {"dense": "densegrid", "rbf": "rbfgrid"}
+
+
+def fit_image(source: str, *, encoding: str = "hashgrid", scale: str | float | None = None,
+              size: int | None = 256, split: str = "all", epochs: int | None = None,
+              seed: int = 0, out: str | None = None, quiet: bool = True,
+              threads: int | None = None, precision: str = "fp32") -> tuple[Any, dict]:
+    """Train `encoding`'s preset on `source`; returns `(RunResult, fields.json summary)`."""
+    import json
+    from pathlib import Path
+
+    from mlplab.fields.presets import field_run_spec
+    from mlplab.run import default_run_dir, train
+    from mlplab.spec import parse_spec
+
+    encoding = ALIASES.get(encoding, encoding)
+    spec = parse_spec(field_run_spec(source, encoding, size=size, split=split, scale=scale,
+                                     epochs=epochs, seed=seed, threads=threads,
+                                     precision=precision))
+    run_dir = Path(out) if out else default_run_dir(spec)
+    result = train(spec, out=run_dir, quiet=quiet)
+    return result, json.loads((run_dir / "fields.json").read_text())
+
+
+def _scale(text: str | None) -> str | float | None:
+    if text is None or text.lower() == "fresh":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        from mlplab.errors import SpecError
+
+        raise SpecError(f"--scale: expected 'fresh' or a number, got {text!r}") from None
+
+
+def cmd_fit_image(args: argparse.Namespace) -> None:
+    from mlplab.cli import out
+
+    result, summary = fit_image(args.source, encoding=args.encoding, scale=_scale(args.scale),
+                                size=args.size or None, split=args.split, epochs=args.epochs,
+                                seed=args.seed, out=args.out, quiet=args.quiet,
+                                threads=args.threads, precision=args.precision)
+    fresh = summary.get("fresh")
+    if fresh:
+        pairs = ", ".join(f"{c:g}: {d:.3g}" for c, d in zip(fresh["candidates"],
+                                                            fresh["distances"], strict=True))
+        out.print(f"FreSh chose {fresh['option']} = {fresh['chosen']:g} (spectrum Wasserstein "
+                  f"distance per candidate: {pairs})", markup=False)
+    held = summary.get("psnr_heldout")
+    ssim = summary.get("ssim")
+    out.print(f"PSNR {summary['psnr']:.2f} dB" + (f" (held-out {held:.2f} dB)" if held else "")
+              + (f"  SSIM {ssim:.4f}" if ssim is not None else "")
+              + f"  {summary['params']:,} params ({summary['params_per_sample']:.2f} per "
+              f"sample)  {result.timings['train_seconds']:.1f}s training", markup=False)
+    out.print(f"run directory: {result.run_dir} (reconstruction.png, error_map.png, "
+              "psnr_curve.png, fields.json)", markup=False)
+
+
+def add_parser(sub: Any) -> None:
+    p = sub.add_parser("fit-image", help="fit an image or 1-D signal with a coordinate MLP "
+                                         "(hash grid, Fourier features, SIREN, ...); PSNR "
+                                         "curve and reconstruction in the run directory")
+    p.add_argument("source", help="skimage:<name> (camera, astronaut, coffee, ...), an image "
+                                  "file, signal:chirp / signal:sines?freqs=3,17 or a .wav")
+    p.add_argument("--encoding", default="hashgrid", choices=ENCODING_CHOICES)
+    p.add_argument("--scale", help="the encoding's scale (Fourier/posenc sigma, SIREN omega_0, "
+                                   "hash-grid finest resolution), or 'fresh' to let FreSh "
+                                   "choose it from the image")
+    p.add_argument("--size", type=int, default=256,
+                   help="resize: longer image side (0 keeps the size)")
+    p.add_argument("--split", default="all", choices=("all", "every-second"),
+                   help="train on all pixels, or on every second pixel per axis (tested on all)")
+    p.add_argument("--epochs", type=int, help="passes over the pixels (default 40)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    p.add_argument("--threads", type=int, help="torch threads (default: the free cores)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="run directory (default runs/field-<encoding>-<timestamp>)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=cmd_fit_image)
