@@ -173,3 +173,18 @@ def test_byte_dropout_rate_scale_and_eval():
     assert abs(float((y == 0).float().mean()) - drop.p) < 0.005
     assert abs(float(y.mean()) - 1.0) < 0.01
     assert torch.equal(drop.eval()(x), x)
+
+
+def test_relu_dropout_is_relu_then_dropout():
+    from mlplab.nn.dropout import ReLUDropout
+
+    torch.manual_seed(0)
+    drop = ReLUDropout(0.25)
+    x = torch.randn(10_000, requires_grad=True)
+    y = drop(x)
+    y.sum().backward()
+    kept = y != 0
+    assert torch.allclose(y[kept], x[kept] / 0.75) and bool((x[kept] > 0).all())
+    assert abs(float(kept.float().mean()) - 0.5 * 0.75) < 0.02
+    assert torch.equal(x.grad, kept.float() / 0.75)
+    assert torch.equal(drop.eval()(x), torch.relu(x))

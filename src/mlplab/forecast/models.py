@@ -27,7 +27,7 @@ from mlplab.errors import SpecError
 from mlplab.forecast.revin import RevIN
 from mlplab.nn.backbone import Backbone
 from mlplab.nn.blocks import Block
-from mlplab.nn.dropout import ByteDropout
+from mlplab.nn.dropout import ByteDropout, ReLUDropout
 from mlplab.nn.registry import register_block
 
 TS_NORMS = ("batchnorm", "layernorm", "none")
@@ -77,12 +77,15 @@ class TSMixerBlock(Block):
             self.hidden = ff_dim
         self.norm1 = TimeChannelNorm(norm, self.tokens, d)
         self.time_fc = nn.Linear(self.tokens, self.tokens)
-        self.act = self.make_activation()
-        self.drop = ByteDropout(dropout)  # 8-bit masks: 3x faster than nn.Dropout on CPU
         self.norm2 = TimeChannelNorm(norm, self.tokens, d)
         self.fc1 = self.make_unit(d, self.hidden)
-        self.act2 = self.make_activation()
         self.fc2 = self.make_unit(self.hidden, d)
+        # 8-bit dropout masks (3x faster than nn.Dropout on CPU), fused with the ReLU
+        self.drop = ByteDropout(dropout)
+        if self.make_activation().__class__ is nn.ReLU:
+            self.act_drop: nn.Module = ReLUDropout(dropout)
+        else:
+            self.act_drop = nn.Sequential(self.make_activation(), ByteDropout(dropout))
 
     def forward(self, x: Tensor) -> Tensor:
         if x.ndim != 3 or x.shape[1:] != (self.tokens, self.d):
@@ -90,8 +93,8 @@ class TSMixerBlock(Block):
                              f"{tuple(x.shape)}")
         # one dense map over time for every channel: W (L, L) @ x (batch, L, C), no transposes
         t = torch.matmul(self.time_fc.weight, self.norm1(x)) + self.time_fc.bias[:, None]
-        x = x + self.drop(self.act(t))
-        f = self.fc2(self.drop(self.act2(self.fc1(self.norm2(x)))))
+        x = x + self.act_drop(t)
+        f = self.fc2(self.act_drop(self.fc1(self.norm2(x))))
         return x + self.drop(f)
 
 

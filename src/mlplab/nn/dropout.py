@@ -35,3 +35,17 @@ class ByteDropout(nn.Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p:.4f}"
+
+
+class ReLUDropout(ByteDropout):
+    """`dropout(relu(x))` as one mask: `x * ((x > 0) & keep) / (1 - p)`; the backward is one
+    multiply by the same mask (no separate ReLU pass). Eval mode: `relu(x)`."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.threshold == 0:
+            return torch.relu(x)
+        n = x.numel()
+        words = torch.randint(-(2**63), 2**63 - 1, ((n + 7) // 8,), dtype=torch.int64,
+                              device=x.device)
+        keep = (words.view(torch.uint8)[:n].view(x.shape) >= self.threshold) & (x > 0)
+        return x * keep.to(x.dtype).mul_(1.0 / (1.0 - self.p))
