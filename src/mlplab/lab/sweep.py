@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import multiprocessing as mp
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -25,9 +23,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mlplab.errors import SpecError
 from mlplab.lab.plan import plan, prepare
+from mlplab.lab.processes import replace_dead, supervised
 from mlplab.lab.spec import SweepSpec, load_sweep, parse_sweep
 from mlplab.lab.store import STORE_FILE, Store
-from mlplab.lab.worker import Worker, interrupt, worker_main
+from mlplab.lab.worker import Worker, worker_main
 
 
 @dataclass
@@ -119,12 +118,8 @@ def _progress_loop(store: Store, sweep_id: int, procs: list[mp.Process], start: 
                 bar.update(task, total=total, completed=finished,
                            description=f"running {counts.get('running', 0)}  "
                                        f"failed {counts.get('failed', 0)}")
-            for p in list(procs):
-                if not p.is_alive():  # is_alive() also reaps a dead child
-                    procs.remove(p)
-                    if p.exitcode != 0 and finished < total and restarts < max_restarts:
-                        restarts += 1
-                        procs.append(start())
+            budget = max_restarts - restarts if finished < total else 0
+            restarts += replace_dead(procs, start, budget)
             if not procs:
                 return
             time.sleep(0.5)
@@ -165,21 +160,9 @@ def sweep(spec: SweepSpec | dict[str, Any] | str | Path, *, out: str | Path | No
         else:
             start = worker_starter(worker_main, (db.url, sweep_spec.name, str(out_dir), threads),
                                    threads)
-            procs = [start() for _ in range(n)]
-            main = threading.current_thread() is threading.main_thread()
-            previous = signal.signal(signal.SIGTERM, interrupt) if main else None
-            try:
+            with supervised([start() for _ in range(n)]) as procs:
                 _progress_loop(db, sweep_id, procs, start,
                                None if quiet else Console(stderr=True), max_restarts=3 * n)
-            except KeyboardInterrupt:
-                for p in procs:
-                    p.terminate()  # each worker releases its trial and exits
-                raise
-            finally:
-                if main:
-                    signal.signal(signal.SIGTERM, previous)
-                for p in procs:
-                    p.join()
         counts = db.status_counts(sweep_id)
         errors = [r["error"] for r in db.trials(sweep_id, "error", "status")
                   if r["status"] == "failed" and r["error"]]

@@ -17,8 +17,9 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from mlplab.errors import MlplabError, TrainingStopped
 from mlplab.lab import search
@@ -70,6 +71,14 @@ def claimable(rows: list[dict[str, Any]], now: float) -> list[dict[str, Any]]:
                                         r["id"]))
 
 
+class Step(NamedTuple):
+    """What one `Worker.run_once` did."""
+
+    finished: bool  # every trial of the sweep is done or failed: nothing was claimed
+    claimed: bool  # a trial was claimed and run
+    recorded: bool  # ... and its result (done or failed) was recorded by this worker
+
+
 class Worker:
     """Runs the trials of one sweep until none is left; `run()` returns how many it finished."""
 
@@ -85,19 +94,37 @@ class Worker:
         self.me = worker_id()
         self.meters = Meters()
 
+    def run_once(self) -> Step:
+        """Claim the best claimable trial (`claimable`; another worker may win a row, then
+        the next is tried) and run it."""
+        rows = self.store.trials(self.sweep_id, *ROW_COLUMNS)
+        if all(r["status"] in FINISHED for r in rows):
+            return Step(finished=True, claimed=False, recorded=False)
+        for row in claimable(rows, self.store.now()):
+            token = self.store.try_claim(row, self.me, self.lease)
+            if token is not None:
+                return Step(finished=False, claimed=True, recorded=self.execute(row, token))
+        return Step(finished=False, claimed=False, recorded=False)
+
     def run(self) -> int:
+        """Run trials until every one is finished, waiting `poll` seconds whenever the rest
+        are held by other workers (their leases may expire): how many were recorded here."""
+        done = 0
+        while not (step := self.run_once()).finished:
+            done += step.recorded
+            if not step.claimed:
+                time.sleep(self.poll)
+        return done
+
+    def run_available(self) -> tuple[int, bool]:
+        """Run trials until none is claimable now, without waiting: `(trials recorded here,
+        every trial finished)`."""
         done = 0
         while True:
-            rows = self.store.trials(self.sweep_id, *ROW_COLUMNS)
-            if all(r["status"] in FINISHED for r in rows):
-                return done
-            for row in claimable(rows, self.store.now()):
-                token = self.store.try_claim(row, self.me, self.lease)
-                if token is not None:
-                    done += self.execute(row, token)
-                    break
-            else:
-                time.sleep(self.poll)
+            step = self.run_once()
+            if not step.claimed:
+                return done, step.finished
+            done += step.recorded
 
     # -- one trial ------------------------------------------------------------------------
 
@@ -215,8 +242,10 @@ def interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def worker_main(store_url: str, name: str, out: str, threads: int) -> None:
-    """Entry point of a worker process: split the cores, then run trials until none is left."""
+def serve(store_url: str, threads: int, job: Callable[[Store], object]) -> None:
+    """The body of a worker process: passive OpenMP waiting, SIGTERM/SIGINT as Ctrl-C (the
+    claimed trial is released), `threads` torch threads, then `job(store)` until it returns
+    or is interrupted."""
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     signal.signal(signal.SIGTERM, interrupt)  # terminate() from the parent: give the trial back
     signal.signal(signal.SIGINT, interrupt)  # also when started with SIGINT ignored
@@ -225,8 +254,13 @@ def worker_main(store_url: str, name: str, out: str, threads: int) -> None:
     torch.set_num_threads(threads)
     store = Store(store_url)
     try:
-        Worker(store, name, out).run()
+        job(store)
     except KeyboardInterrupt:
         pass
     finally:
         store.close()
+
+
+def worker_main(store_url: str, name: str, out: str, threads: int) -> None:
+    """Entry point of a worker process: split the cores, then run trials until none is left."""
+    serve(store_url, threads, lambda store: Worker(store, name, out).run())

@@ -3,15 +3,13 @@ then write each sweep's lab report, `verdict.md`, `verdict.json` and `verdict.pn
 
 Every part is an ordinary sweep in `<out>/lab.sqlite` (so `mlplab report/compare <out>
 --name <part>` work, and running again skips finished trials). The workers are the lab's
-own (`mlplab.lab.worker.Worker`: claim, `mlplab.train`, record) taking trials from any part
-with work left, so no core idles at the tail of one part while another has trials.
+own (`mlplab.lab.worker.Worker.run_available`: claim, `mlplab.train`, record) taking trials
+from any part with work left, so no core idles at the tail of one part while another has
+trials; `mlplab.lab.processes.supervised` watches them as it does a sweep's.
 """
 
 from __future__ import annotations
 
-import os
-import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -20,37 +18,19 @@ from rich.console import Console
 
 from mlplab.errors import MlplabError
 from mlplab.lab.plan import plan, prepare
+from mlplab.lab.processes import replace_dead, supervised
 from mlplab.lab.results import load_results
 from mlplab.lab.spec import parse_sweep
 from mlplab.lab.store import FINISHED, STORE_FILE, Store
 from mlplab.lab.sweep import cores, worker_starter
-from mlplab.lab.worker import ROW_COLUMNS, Worker, claimable, interrupt
+from mlplab.lab.worker import Worker, serve
 from mlplab.repro.base import Part, Reproduction, collect
 from mlplab.repro.verdict import Verdict
 
 
-class PartWorker(Worker):
-    """A lab worker that returns when its sweep has nothing claimable instead of waiting."""
-
-    def run_available(self) -> tuple[int, bool]:
-        """Run claimable trials until none is left: `(trials run, sweep finished)`."""
-        done = 0
-        while True:
-            rows = self.store.trials(self.sweep_id, *ROW_COLUMNS)
-            if all(r["status"] in FINISHED for r in rows):
-                return done, True
-            for row in claimable(rows, self.store.now()):
-                token = self.store.try_claim(row, self.me, self.lease)
-                if token is not None:
-                    done += self.execute(row, token)
-                    break
-            else:
-                return done, False
-
-
 def drain(store: Store, names: list[str], out: Path, *, poll: float = 1.0) -> int:
     """Run the trials of the sweeps `names` until all are finished; returns how many ran here."""
-    workers = [PartWorker(store, name, out) for name in names]
+    workers = [Worker(store, name, out) for name in names]
     total = 0
     while True:
         ran, finished = 0, True
@@ -65,19 +45,7 @@ def drain(store: Store, names: list[str], out: Path, *, poll: float = 1.0) -> in
 
 
 def _worker_main(store_url: str, names: list[str], out: str, threads: int) -> None:
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    signal.signal(signal.SIGTERM, interrupt)
-    signal.signal(signal.SIGINT, interrupt)
-    import torch
-
-    torch.set_num_threads(threads)
-    store = Store(store_url)
-    try:
-        drain(store, names, Path(out))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        store.close()
+    serve(store_url, threads, lambda store: drain(store, names, Path(out)))
 
 
 def _counts(store: Store, ids: list[int]) -> dict[str, int]:
@@ -92,11 +60,8 @@ def _run_processes(store: Store, ids: list[int], names: list[str], out: Path, wo
                    console: Console | None) -> None:
     threads = max(1, cores() // workers)
     start = worker_starter(_worker_main, (store.url, names, str(out), threads), threads)
-    procs = [start() for _ in range(workers)]
-    main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, interrupt) if main else None
     restarts, last = 0, ""
-    try:
+    with supervised([start() for _ in range(workers)]) as procs:
         while procs:
             counts = _counts(store, ids)
             finished = sum(counts.get(s, 0) for s in FINISHED)
@@ -105,23 +70,9 @@ def _run_processes(store: Store, ids: list[int], names: list[str], out: Path, wo
             if console is not None and line != last:
                 console.print(line)
                 last = line
-            for p in list(procs):
-                if not p.is_alive():
-                    procs.remove(p)
-                    if p.exitcode != 0 and finished < sum(counts.values()) and \
-                            restarts < 3 * workers:
-                        restarts += 1
-                        procs.append(start())
+            budget = 3 * workers - restarts if finished < sum(counts.values()) else 0
+            restarts += replace_dead(procs, start, budget)
             time.sleep(0.5 if procs else 0)
-    except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        raise
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-        for p in procs:
-            p.join()
 
 
 def run_parts(parts: list[Part], out: Path, *, workers: int, quiet: bool = True) -> None:
