@@ -112,3 +112,38 @@ def test_batchensemble_unit_sees_members_per_token():
     out = block(x)
     assert out.shape == (B, k, T, D)
     assert not torch.allclose(out[:, 0], out[:, 1])  # members differ through their own r
+
+
+def test_patch_adapter_makes_row_major_patch_tokens():
+    from mlplab.nn.token_adapters import PatchAdapter
+
+    adapter = PatchAdapter((1, 4, 4), patch=2)
+    x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    tokens = adapter(x)
+    assert adapter.n_tokens == 4 and adapter.d_out == 4 and tokens.shape == (1, 4, 4)
+    assert tokens[0, 0].tolist() == [0, 1, 4, 5] and tokens[0, 1].tolist() == [2, 3, 6, 7]
+    with pytest.raises(SpecError, match="does not divide the image size 4x4"):
+        PatchAdapter((1, 4, 4), patch=3)
+
+
+@pytest.mark.parametrize("block", ["mixer", "gmlp", "resmlp"])
+def test_digits_patches_through_the_spec(block):
+    import mlplab
+    from mlplab.spec import parse_spec
+
+    spec = parse_spec({"data": {"source": "sklearn:digits"},
+                       "model": {"adapter": "patch", "block": block, "width": 16, "depth": 1,
+                                 "adapter_options": {"patch": 2}}})
+    data = mlplab.build_dataset(spec.data, seed=0)
+    model = mlplab.build_model(spec.model, data.schema, 10)
+    assert model.adapter.n_tokens == 16 and model.backbone.blocks[0].tokens == 16
+    assert model(data.train.x[:5]).shape == (5, 10)
+
+
+def test_sequence_adapter_checks_the_window():
+    from mlplab.nn.token_adapters import SequenceAdapter
+
+    adapter = SequenceAdapter(12, channels=3)
+    assert adapter(torch.zeros(2, 12, 3)).shape == (2, 12, 3)
+    with pytest.raises(ValueError, match=r"expects \(batch, 12, C\)"):
+        adapter(torch.zeros(2, 10, 3))

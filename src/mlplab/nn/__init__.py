@@ -24,13 +24,14 @@ __all__ = [
     "TabularAdapter", "ImageAdapter", "LinearHead", "MLPModel", "FrozenLinear", "LinearUnit",
 ]
 
+from mlplab.nn import encodings as _encodings  # noqa: E402,F401  (registers coordinate encodings)
 from mlplab.nn import ensemble as _ensemble  # noqa: E402,F401  (registers the batchensemble unit)
 from mlplab.nn import fan as _fan  # noqa: E402,F401  (registers the fan unit)
+from mlplab.nn import hashgrid as _hashgrid  # noqa: E402,F401  (registers hash/dense/RBF grids)
 from mlplab.nn import kan as _kan  # noqa: E402,F401  (registers the kan unit)
+from mlplab.nn import mixing as _mixing  # noqa: E402,F401  (registers mixer, gmlp, resmlp)
 from mlplab.nn import moe as _moe  # noqa: E402,F401  (registers the moe unit)
 from mlplab.nn import rbf as _rbf  # noqa: E402,F401  (registers the rbf unit)
-from mlplab.nn import spline_activation as _spline  # noqa: E402,F401  (registers the bspline activation)
-from mlplab.nn import mixing as _mixing  # noqa: E402,F401  (registers mixer, gmlp, resmlp)
-from mlplab.nn import encodings as _encodings  # noqa: E402,F401  (registers coordinate encodings)
-from mlplab.nn import hashgrid as _hashgrid  # noqa: E402,F401  (registers hash/dense/RBF grids)
 from mlplab.nn import siren as _siren  # noqa: E402,F401  (registers the siren unit, sine activation)
+from mlplab.nn import spline_activation as _spline  # noqa: E402,F401  (registers the bspline activation)
+from mlplab.nn import token_adapters as _token_adapters  # noqa: E402,F401  (registers patch, sequence)
