@@ -52,7 +52,11 @@ class _Lookup(torch.autograd.Function):
         c, n = idx.shape
         rows = table.index_select(1, idx.view(-1)).view(-1, c, n)
         ctx.save_for_backward(table, idx, w)
-        return (rows * w.to(rows.dtype)).sum(1)
+        w = w.to(rows.dtype)
+        out = rows[:, 0] * w[0]
+        for corner in range(1, c):  # over the 2^d corners, never over levels
+            out.addcmul_(rows[:, corner], w[corner])
+        return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:
@@ -61,7 +65,7 @@ class _Lookup(torch.autograd.Function):
         grad = grad.to(table.dtype).contiguous().unsqueeze(1)  # (F, 1, n)
         grad_table = grad_w = None
         if ctx.needs_input_grad[0]:
-            per_corner = (w.to(table.dtype) * grad).view(-1, c * n)
+            per_corner = (w.to(table.dtype) * grad).reshape(-1, c * n)
             grad_table = torch.zeros_like(table).index_add_(1, idx.view(-1), per_corner)
         if ctx.needs_input_grad[2]:
             rows = table.index_select(1, idx.view(-1)).view(-1, c, n)
@@ -101,6 +105,8 @@ class GridEncoding(CoordinateAdapter):
         self.resolutions = level_resolutions(levels, base_resolution, finest_resolution)
         vertices = [(r + 1) ** d_in for r in self.resolutions]
         self.dense_levels = [not hashed or v <= self.table_size for v in vertices]
+        self.n_dense = sum(self.dense_levels)  # a prefix: resolutions grow with the level
+        assert all(self.dense_levels[: self.n_dense]) and not any(self.dense_levels[self.n_dense:])
         self.sizes = [v if dense else self.table_size
                       for v, dense in zip(vertices, self.dense_levels, strict=True)]
         # hashed levels first in the table, so their offsets are multiples of the table size
@@ -124,6 +130,7 @@ class GridEncoding(CoordinateAdapter):
                  for r, dense in zip(self.resolutions, self.dense_levels, strict=True)]
                 for k in range(d_in)]
         self.register_buffer("mult", torch.tensor(mult, dtype=torch.int32), persistent=False)
+        self.mask = self.table_size - 1
         self.register_buffer("masks", torch.tensor(
             [-1 if dense else self.table_size - 1 for dense in self.dense_levels],
             dtype=torch.int32), persistent=False)
@@ -148,54 +155,56 @@ class GridEncoding(CoordinateAdapter):
         opt.check_float(options, "init_scale", low=0.0)
         opt.check_float(options, "lr_scale", low=0.0, open_low=True)
 
-    def taps(self, x: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Vertex coordinates and weights along each axis: `(batch, d_in) ->` per axis
-        `(K, batch, L)` int32 and `(K, batch, L)`, K = 2 (linear) or 4 (gaussian)."""
+    def taps(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Vertex coordinates and weights along each axis, all levels at once:
+        `(batch, d_in) -> ((d_in, K, batch, L) int32, (d_in, K, batch, L))`, K = 2 (linear)
+        or 4 (gaussian)."""
         u = x.float().clamp(-1.0, 1.0).add(1.0).mul(0.5)
-        vertices, weights = [], []
-        for k in range(self.d_in):  # over coordinates (d <= 5), never over levels
-            pos = u[:, k: k + 1] * self.res  # (B, L)
-            cell = torch.minimum(pos.detach().floor(), self.top)
-            frac = pos - cell
-            base = cell.int()
-            if self.kernel == "linear":
-                vertices.append(torch.stack([base, base + 1]))
-                weights.append(torch.stack([1.0 - frac, frac]))
-                continue
-            offs = torch.tensor(GAUSSIAN_TAPS, dtype=torch.int32, device=x.device).view(-1, 1, 1)
-            vertices.append(torch.minimum((base + offs).clamp_min_(0), self.res_int))
-            weights.append(((frac - offs) / self.rbf_width).square_().neg_().exp_())
-        return vertices, weights
+        pos = u.t().unsqueeze(-1) * self.res  # (d, B, L)
+        cell = torch.minimum(pos.detach().floor(), self.top)
+        frac = pos - cell
+        base = cell.int()
+        if self.kernel == "linear":
+            return torch.stack([base, base + 1], 1), torch.stack([1.0 - frac, frac], 1)
+        offs = torch.tensor(GAUSSIAN_TAPS, dtype=torch.int32, device=x.device).view(-1, 1, 1)
+        vertex = torch.minimum((base.unsqueeze(1) + offs).clamp_min_(0), self.res_int)
+        weight = ((frac.unsqueeze(1) - offs) / self.rbf_width).square_().neg_().exp_()
+        return vertex.contiguous(), weight.contiguous()
 
     def lookup_indices(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Flat table rows and weights of every corner, (row, level):
         `(batch, d_in) -> ((C, batch * L) int64, (C, batch * L))`, C = K^d.
 
-        Each axis contributes a per-level term `(v_k * mult_k) & mask` (`(K, batch, L)`, int32),
-        axis 0 also the level's offset; the terms are combined by broadcasting, added on dense
-        levels and xor-ed on hashed ones, so the full `(C, batch, L)` tensors see only the
-        combining ops and the final widening to int64.
+        Each axis contributes a per-level term `(v_k * mult_k) & mask` (`(K, batch, L)`, int32;
+        axis 0 also adds the level's offset). The dense levels come first (the coarse ones),
+        so the terms are combined by broadcasting straight into the two slices of one int64
+        output: summed on the dense levels, xor-ed on the hashed ones.
         """
-        vertices, weights = self.taps(x)
-        hashed = not all(self.dense_levels)
-        terms = [(v * self.mult[k]).bitwise_and_(self.masks) if hashed else v * self.mult[k]
-                 for k, v in enumerate(vertices)]
-        terms[0] = terms[0].add_(self.offsets)
-        dense_idx, hash_idx, w = terms[0], terms[0], weights[0]
-        for k in range(1, self.d_in):
-            a, b = terms[k].unsqueeze(0), weights[k].unsqueeze(0)
-            if any(self.dense_levels):
-                dense_idx = (dense_idx.unsqueeze(1) + a).flatten(0, 1)
-            if hashed:
-                hash_idx = (hash_idx.unsqueeze(1) ^ a).flatten(0, 1)
-            w = (w.unsqueeze(1) * b).flatten(0, 1)
-        if not hashed:
-            idx = dense_idx
-        elif not any(self.dense_levels):
-            idx = hash_idx
-        else:
-            idx = torch.where(self.dense, dense_idx, hash_idx)
-        return idx.flatten(1).to(torch.int64), w.flatten(1)
+        vertex, weight = self.taps(x)  # (d, K, B, L)
+        d, k, b, n_levels = vertex.shape
+        nd = self.n_dense
+        terms = vertex * self.mult.view(d, 1, 1, n_levels)
+        if nd < n_levels:
+            terms[..., nd:].bitwise_and_(self.mask)
+        terms[0].add_(self.offsets)
+        w = weight[0]
+        for axis in range(1, d):  # over coordinates (d <= 5), never over levels
+            w = (w.unsqueeze(1) * weight[axis].view((1,) * axis + (k, b, n_levels))).flatten(0, 1)
+        idx = torch.empty((k,) * d + (b, n_levels), dtype=torch.int64, device=x.device)
+        for part, combine in ((slice(0, nd), torch.add), (slice(nd, n_levels), torch.bitwise_xor)):
+            if part.start == part.stop:
+                continue
+            view = idx[..., part]
+            if d == 1:
+                view.copy_(terms[0][..., part])
+                continue
+            shaped = [terms[a][..., part].view((1,) * a + (k,) + (1,) * (d - 1 - a)
+                                              + (b, part.stop - part.start)) for a in range(d)]
+            acc = shaped[0]
+            for a in range(1, d - 1):
+                acc = combine(acc, shaped[a])
+            combine(acc, shaped[-1], out=view)  # int32 terms widened as they are written
+        return idx.view(k ** d, b * n_levels), w.reshape(k ** d, b * n_levels)
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.d_in:
