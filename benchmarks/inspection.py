@@ -3,7 +3,7 @@
 (Not `benchmarks/inspect.py`: run as a script, that name would shadow the standard library's
 `inspect` module, which torch imports.)
 
-    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/inspection.py [--reps 3] [--threads 1]
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/inspection.py [--reps 3] [--threads 1] [--rows 256 128] [--parts cost transcoder]
 
 1. Tracking cost. `examples/digits.toml` (40 epochs, no early stop) trained into a run
    directory with and without tracking, interleaved `--reps` times in this process; the
@@ -93,15 +93,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--rows", type=int, nargs="+", default=[512, 256, 128])
+    parser.add_argument("--rows", type=int, nargs="+", default=[256, 128])
     parser.add_argument("--transcoder-epochs", type=int, default=300)
-    parser.add_argument("--skip-cost", action="store_true")
+    parser.add_argument("--parts", nargs="+", default=["cost", "transcoder"],
+                        choices=["cost", "transcoder"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    if not args.skip_cost:
+    if "cost" in args.parts:
         print("\n".join(tracking_cost(args.reps, tuple(args.rows))), flush=True)
         print()
-    print("\n".join(transcoder_figures(args.transcoder_epochs)))
+    if "transcoder" in args.parts:
+        print("\n".join(transcoder_figures(args.transcoder_epochs)))
 
 
 if __name__ == "__main__":

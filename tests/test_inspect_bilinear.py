@@ -116,3 +116,17 @@ def test_transcoder_topk_bounds_l0_and_checks_k():
     assert z.shape == (30, 32) and ((z > 0).sum(1) <= 5).all()
     with pytest.raises(SpecError, match="k"):
         Transcoder(8, 8, expansion=2, k=17)
+
+
+def test_l1_transcoder_adds_its_penalty_in_training_only():
+    tc = Transcoder(4, 4, expansion=2, k=8, l1=0.1)
+    with torch.no_grad():
+        tc.decoder.weight.fill_(1.0)
+    tc.train()
+    tc(torch.randn(16, 4))
+    assert tc.aux_loss() is not None and float(tc.aux_loss().detach()) > 0
+    tc.eval()
+    tc(torch.randn(16, 4))
+    assert tc.aux_loss() is None
+    with pytest.raises(SpecError, match="l1"):
+        Transcoder(4, 4, l1=-1.0)

@@ -295,7 +295,8 @@ def cmd_inspect(args: argparse.Namespace) -> None:
         if key != "block" or not value.isdigit():
             raise MlplabError(f"--transcoder: expected block=N (a block number), got "
                               f"{args.transcoder!r}")
-        transcoder = {"block": int(value), "expansion": args.expansion, "k": args.k}
+        transcoder = {"block": int(value), "expansion": args.expansion, "k": args.k,
+                      "l1": args.l1}
     report = inspect(args.run_dir, what=what, split=args.split, bilinear_top=args.top,
                      transcoder=transcoder)
     for line in summary_lines(report):
@@ -412,12 +413,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--transcoder", metavar="block=N",
                    help="train a TopK transcoder to replace block N (1-based)")
     p.add_argument("--expansion", type=int, default=8, help="transcoder latents / width")
-    p.add_argument("--k", type=int, default=32, help="transcoder latents active per row")
+    p.add_argument("--k", type=int, default=32, help="transcoder latents active per row (TopK)")
+    p.add_argument("--l1", type=float, default=0.0,
+                   help="an L1 penalty coefficient instead of TopK (e.g. 1e-3)")
     p.add_argument("--out", help="where to write the report (default: the run directory)")
     p.set_defaults(func=cmd_inspect)
     from mlplab.fields.fit import add_parser as add_fit_image  # neural fields: fit-image
 
     add_fit_image(sub)
+    from mlplab.forecast.cli import add_parser as add_forecast  # mlplab forecast RUN --data
+
+    add_forecast(sub)
     for command in sub.choices.values():  # `--debug` also after the subcommand
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help=argparse.SUPPRESS)

@@ -310,7 +310,7 @@ class InspectSpec(Section):
     track: Literal["none", "sparsity"] = Field(
         "none", description="sparsity: activation statistics of every block per epoch on a "
         "fixed probe batch, in <run dir>/inspect/sparsity.json")
-    probe_rows: int = Field(256, ge=1, description="evenly spaced training rows in the "
+    probe_rows: int = Field(128, ge=1, description="evenly spaced training rows in the "
                             "probe batch (its cost grows with them: benchmarks/inspection.py)")
     smooth_threshold: float = Field(
         1e-2, ge=0.0, description="after a smooth activation a unit is active when |a| "

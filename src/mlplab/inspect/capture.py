@@ -89,7 +89,8 @@ class Recorder:
     _handles: list[Any] = field(default_factory=list)
 
     def _keep(self, number: int, kind: str, t: Tensor) -> None:
-        t = t.detach().float()
+        t = t.detach()
+        t = t if t.dtype == torch.float32 else t.float()
         if self.reduce is not None:
             self.reduce(number, kind, t)
         else:

@@ -171,7 +171,7 @@ def _transcoder(r: InspectReport) -> Section:
     t = r.transcoder
     s = Section("transcoder", "Transcoder")
     metric = r.task.monitor
-    s.text(f"A TopK transcoder ({t.latents} latents = {t.expansion} x width, k = {t.k}) "
+    s.text(f"A sparse transcoder ({t.latents} latents = {t.expansion} x width, {t.sparsity}) "
                   f"trained through the one trainer to reproduce block {t.block}'s map from its "
                   f"input to its branch output on the training rows ({t.epochs} epochs, "
                   f"{t.train_seconds:.1f} s). Held-out ({r.split if r.split == 'test' else 'test'}"

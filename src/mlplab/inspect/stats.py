@@ -74,7 +74,8 @@ class _Accumulator:
         self.per_example: list[Tensor] = []
 
     def add(self, hidden: Tensor) -> None:
-        active = (hidden.abs() > self.threshold).flatten(1).float()  # (batch, units)
+        flat = hidden.flatten(1)  # (batch, units)
+        active = (flat != 0 if self.threshold == 0 else flat.abs() > self.threshold).float()
         counts = active.sum(0).long()  # float sums: exact below 2**24 rows per batch
         self.counts = counts if self.counts is None else self.counts + counts
         self.per_example.append(active.mean(1))

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from mlplab.train.trainer import Trainer
 
 SPARSITY_FILE = Path("inspect") / "sparsity.json"
-PROBE_ROWS = 256
+PROBE_ROWS = 128
 
 
 class SparsityTracker(Hook):

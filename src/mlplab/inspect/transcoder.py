@@ -1,7 +1,8 @@
 """Transcoders: a wide sparse MLP trained to do one block's job, whose latents can be read.
 
 `Transcoder(d_in, d_out, expansion, k)`: `z = TopK(ReLU(W_enc x̂ + b_enc))` with
-`expansion * d_in` latents of which at most `k` are nonzero per row (L0 <= k), and
+`expansion * d_in` latents of which at most `k` are nonzero per row (L0 <= k) — or, with
+`l1 > 0`, ReLU latents under an L1 penalty (L0 is then whatever the penalty leaves) — and
 `y = W_dec z + b_dec (+ W_skip x̂)`, `x̂` the input standardised by fixed statistics of the
 training inputs; the skip starts at the least-squares linear fit, the latents model the rest. It is fit to a block's map from its input (the residual stream) to its
 branch output (`block(x) - x`; the whole output for a `plain` layer) on the block's inputs
@@ -35,15 +36,20 @@ MAX_ROWS = 20000
 
 
 class Transcoder(nn.Module):
-    """`(batch, d_in) -> (batch, d_out)` through `expansion * d_in` TopK-sparse latents."""
+    """`(batch, d_in) -> (batch, d_out)` through `expansion * d_in` sparse latents: TopK
+    (at most `k` active per row), or with `l1 > 0` ReLU latents under an L1 penalty
+    `l1 * Σ_j |z_j| ‖W_dec[:, j]‖` (an auxiliary loss, `mlplab.nn.aux_loss`) instead."""
 
     def __init__(self, d_in: int, d_out: int, *, expansion: int = 8, k: int = 32,
-                 skip: bool = True) -> None:
+                 skip: bool = True, l1: float = 0.0) -> None:
         super().__init__()
         latents = expansion * d_in
         if not 1 <= k <= latents:
             raise SpecError(f"transcoder k: expected 1..{latents} (expansion x width), got {k}")
-        self.k = k
+        if l1 < 0:
+            raise SpecError(f"transcoder l1: expected a coefficient >= 0, got {l1}")
+        self.k, self.l1 = k, float(l1)
+        self._aux: Tensor | None = None
         self.encoder = nn.Linear(d_in, latents)
         self.decoder = nn.Linear(latents, d_out)
         self.skip = nn.Linear(d_in, d_out, bias=False) if skip else None
@@ -77,11 +83,19 @@ class Transcoder(nn.Module):
     def encode(self, x: Tensor) -> Tensor:
         """Latent activations `(batch, latents)`, at most `k` nonzero per row."""
         pre = self.encoder((x - self.x_mean) / self.x_scale)
+        if self.l1 > 0:
+            return F.relu(pre)
         top = pre.topk(self.k, dim=-1)
         return torch.zeros_like(pre).scatter(-1, top.indices, F.relu(top.values))
 
+    def aux_loss(self) -> Tensor | None:
+        return self._aux
+
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
-        y = self.decoder(self.encode(x))
+        z = self.encode(x)
+        self._aux = (self.l1 * (z * self.decoder.weight.norm(dim=0)).sum(-1).mean()
+                     if self.l1 > 0 and self.training else None)
+        y = self.decoder(z)
         if self.skip is not None:
             y = y + self.skip((x - self.x_mean) / self.x_scale)
         return y
@@ -144,13 +158,18 @@ class TranscoderResult:
     transcoder: Transcoder = field(repr=False)
     top_latents: list[int] = field(default_factory=list)
     top_examples: list[list[int]] = field(default_factory=list)  # held-out row indices
+    l1: float = 0.0  # > 0: L1-penalised latents instead of TopK
+
+    @property
+    def sparsity(self) -> str:
+        return f"L1 {self.l1:g}" if self.l1 > 0 else f"TopK k = {self.k}"
 
     @property
     def variance_explained(self) -> float:
         return 1.0 - self.fvu
 
     def row(self) -> dict[str, Any]:
-        return {"block": self.block, "expansion": self.expansion, "k": self.k,
+        return {"block": self.block, "expansion": self.expansion, "sparsity": self.sparsity,
                 "latents": self.latents, "L0": self.l0, "variance_explained": 1 - self.fvu,
                 "fvu": self.fvu, "fvu_train": self.fvu_train, "dead": self.dead,
                 "dead_frac": self.dead / self.latents, "epochs": self.epochs}
@@ -165,7 +184,8 @@ def _replaced(site: BlockSite, tc: Transcoder):
 
 
 def train_transcoder(model: nn.Module, task: Any, data: Any, *, block: int,
-                     expansion: int = 8, k: int = 32, skip: bool = True, epochs: int = 300,
+                     expansion: int = 8, k: int = 32, skip: bool = True, l1: float = 0.0,
+                     epochs: int = 300,
                      lr: float = 1e-3, batch_size: int = 256, patience: int | None = 40,
                      seed: int = 0, top_latents: int = 8, top_examples: int = 8
                      ) -> TranscoderResult:
@@ -177,7 +197,7 @@ def train_transcoder(model: nn.Module, task: Any, data: Any, *, block: int,
     io = {name: block_io(model, site, getattr(data, name)) for name in ("train", "val", "test")}
     x, y = io["train"]
     torch.manual_seed(seed)
-    tc = Transcoder(x.shape[1], y.shape[1], expansion=expansion, k=k, skip=skip)
+    tc = Transcoder(x.shape[1], y.shape[1], expansion=expansion, k=k, skip=skip, l1=l1)
     tc.fit_input_stats(x, y)
     variance = float((y - y.mean(0)).pow(2).sum(1).mean())
     splits = _Splits(*(Split(a, None, b) for a, b in (io["train"], io["val"], io["test"])))
@@ -205,7 +225,7 @@ def train_transcoder(model: nn.Module, task: Any, data: Any, *, block: int,
     return TranscoderResult(
         block, expansion, k, tc.latents, float((z_test > 0).sum(1).float().mean()), fvu,
         fvu_train, int((freq == 0).sum()), replaced, intact, state.epoch,
-        state.train_seconds, tc, used, examples)
+        state.train_seconds, tc, used, examples, l1)
 
 
 def _task_metrics(model: nn.Module, task: Any, split: Any) -> dict[str, float]:
