@@ -421,6 +421,9 @@ def build_parser() -> argparse.ArgumentParser:
     from mlplab.fields.fit import add_parser as add_fit_image  # neural fields: fit-image
 
     add_fit_image(sub)
+    from mlplab.forecast.cli import add_parser as add_forecast  # mlplab forecast RUN --data
+
+    add_forecast(sub)
     for command in sub.choices.values():  # `--debug` also after the subcommand
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help=argparse.SUPPRESS)

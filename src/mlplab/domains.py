@@ -37,7 +37,7 @@ TASKS: Registry = Registry("task kind")
 register_task = TASKS.register
 
 # modules whose import registers task kinds (imported once, on the first lookup)
-PLUGINS: list[str] = ["mlplab.tasks", "mlplab.fields.domain"]
+PLUGINS: list[str] = ["mlplab.tasks", "mlplab.fields.domain", "mlplab.forecast.domain"]
 _loaded = False
 
 

@@ -26,76 +26,7 @@ from torch.nn import functional as F
 from mlplab.errors import SpecError
 from mlplab.forecast.revin import RevIN
 from mlplab.nn.backbone import Backbone
-from mlplab.nn.blocks import Block
-from mlplab.nn.dropout import ByteDropout, ReLUDropout
-from mlplab.nn.registry import register_block
-
-TS_NORMS = ("batchnorm", "layernorm", "none")
-
-
-class TimeChannelNorm(nn.Module):
-    """Normalise `(batch, time, C)` over both axes: BatchNorm of the `time * C` features, or
-    LayerNorm over `(time, C)`, or nothing. Shapes are kept."""
-
-    def __init__(self, kind: str, time: int, channels: int) -> None:
-        super().__init__()
-        if kind not in TS_NORMS:
-            raise SpecError(f"model.norm: tsmixer takes one of {TS_NORMS}, not {kind!r}")
-        self.kind = kind
-        if kind == "batchnorm":
-            # the reference's Keras defaults (eps 1e-3, momentum 0.99 = torch's 0.01)
-            self.norm: nn.Module = nn.BatchNorm1d(time * channels, eps=1e-3, momentum=0.01)
-        elif kind == "layernorm":
-            self.norm = nn.LayerNorm([time, channels])
-        else:
-            self.norm = nn.Identity()
-
-    def forward(self, x: Tensor) -> Tensor:
-        if self.kind == "batchnorm":
-            return self.norm(x.flatten(-2)).view_as(x)
-        return self.norm(x)
-
-
-@register_block("tsmixer")
-class TSMixerBlock(Block):
-    """One TSMixer mixing layer over `(batch, tokens = time, d = channels)`, shapes kept.
-
-    `ratio`: `ff_dim / d` of the feature-mixing MLP (or give `ff_dim`). Block options:
-    `tokens` (the lookback length).
-    """
-
-    default_ratio = 2.0
-
-    def __init__(self, d: int, *, tokens: int | None = None, ff_dim: int | None = None,
-                 norm: str = "batchnorm", dropout: float = 0.0, activation: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(d, dropout=dropout, activation=activation or "relu", **kwargs)
-        from mlplab.nn.mixing import check_tokens
-
-        self.tokens = check_tokens(tokens, "tsmixer")
-        if ff_dim is not None:
-            self.hidden = ff_dim
-        self.norm1 = TimeChannelNorm(norm, self.tokens, d)
-        self.time_fc = nn.Linear(self.tokens, self.tokens)
-        self.norm2 = TimeChannelNorm(norm, self.tokens, d)
-        self.fc1 = self.make_unit(d, self.hidden)
-        self.fc2 = self.make_unit(self.hidden, d)
-        # 8-bit dropout masks (3x faster than nn.Dropout on CPU), fused with the ReLU
-        self.drop = ByteDropout(dropout)
-        if self.make_activation().__class__ is nn.ReLU:
-            self.act_drop: nn.Module = ReLUDropout(dropout)
-        else:
-            self.act_drop = nn.Sequential(self.make_activation(), ByteDropout(dropout))
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim != 3 or x.shape[1:] != (self.tokens, self.d):
-            raise ValueError(f"tsmixer block expects (batch, {self.tokens}, {self.d}), got "
-                             f"{tuple(x.shape)}")
-        # one dense map over time for every channel: W (L, L) @ x (batch, L, C), no transposes
-        t = torch.matmul(self.time_fc.weight, self.norm1(x)) + self.time_fc.bias[:, None]
-        x = x + self.act_drop(t)
-        f = self.fc2(self.act_drop(self.fc1(self.norm2(x))))
-        return x + self.drop(f)
+from mlplab.nn.mixing import TSMixerBlock
 
 
 class TSMixer(nn.Module):

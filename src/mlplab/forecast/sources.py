@@ -106,7 +106,9 @@ def load_series(source: str) -> tuple[pd.DataFrame, SeriesInfo | None]:
     from mlplab.data.sources import _load_file
 
     frame = _load_file(source).frame
-    if "ds" in frame.columns and frame["ds"].dtype == object:
+    ds = frame["ds"] if "ds" in frame.columns else None
+    if ds is not None and not (pd.api.types.is_numeric_dtype(ds)
+                               or pd.api.types.is_datetime64_any_dtype(ds)):
         try:
             frame["ds"] = pd.to_datetime(frame["ds"])
         except (ValueError, TypeError):

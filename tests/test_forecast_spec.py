@@ -1,0 +1,68 @@
+"""`task.kind = "forecast"` specs: train, resume, the run's report, `mlplab forecast`."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlplab
+from mlplab.errors import SpecError, TrainingStopped
+
+
+@pytest.fixture(scope="module")
+def series_csv(tmp_path_factory):
+    path = tmp_path_factory.mktemp("series") / "s.csv"
+    t = np.arange(160)
+    rng = np.random.default_rng(0)
+    parts = [pd.DataFrame({"unique_id": uid, "ds": pd.date_range("2020-01-01", periods=160,
+                                                                 freq="D"),
+                           "y": k + np.sin(2 * np.pi * t / 7) + 0.1 * rng.normal(size=160)})
+             for k, uid in enumerate(["a", "b"])]
+    pd.concat(parts).to_csv(path, index=False)
+    return path
+
+
+def spec(path, **train):
+    return {"name": "f", "seed": 0, "data": {"source": str(path)},
+            "task": {"kind": "forecast", "options": {"h": 7, "input_size": 21, "season": 7}},
+            "model": {"block": "tsmixer", "head": "forecast", "width": 4, "depth": 1,
+                      "dropout": 0.1},
+            "train": {"epochs": 3, "batch_size": 16, "patience": None, **train}}
+
+
+def test_train_writes_original_scale_report_and_forecasts(series_csv, tmp_path):
+    result = mlplab.train(spec(series_csv), out=tmp_path / "run")
+    report = json.loads((tmp_path / "run" / "forecast.json").read_text())
+    assert set(report) >= {"model", "seasonal_naive", "ets", "per_series"}
+    assert [r["unique_id"] for r in report["per_series"]] == ["a", "b"]
+    assert report["seasonal_naive"]["mae"] > 0 and "mase" in report["model"]
+    frame = pd.read_csv(tmp_path / "run" / "forecasts.csv")
+    assert list(frame.columns) == ["unique_id", "ds", "cutoff", "forecast", "y"]
+    assert result.metrics["test"]["mae"] >= 0
+    from mlplab.forecast.cli import forecast_table
+
+    out = forecast_table(str(tmp_path / "run"), str(series_csv), 3)
+    assert list(out.columns) == ["unique_id", "ds", "forecast"] and len(out) == 6
+    assert str(out.ds.iloc[0]).startswith("2020-06-09")  # the day after the last
+
+
+def test_resume_ends_like_an_uninterrupted_run(series_csv, tmp_path):
+    whole = mlplab.train(spec(series_csv))
+    calls = []
+    with pytest.raises(TrainingStopped):
+        mlplab.train(spec(series_csv), out=tmp_path / "r",
+                     stop=lambda: calls.append(1) or len(calls) >= 2)
+    resumed = mlplab.train(spec(series_csv), out=tmp_path / "r", resume=True)
+    assert resumed.metrics["test"] == whole.metrics["test"]
+
+
+def test_forecast_options_and_head_are_checked(series_csv):
+    bad = spec(series_csv)
+    bad["task"]["options"]["horizon"] = 3
+    with pytest.raises(SpecError, match="task.options.horizon: unknown key"):
+        mlplab.train(bad)
+    pool = spec(series_csv)
+    pool["model"]["head"] = "auto"
+    with pytest.raises(SpecError, match="model.head: a forecast run"):
+        mlplab.train(pool)
