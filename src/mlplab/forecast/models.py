@@ -19,7 +19,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
@@ -51,7 +50,7 @@ class TSMixer(nn.Module):
         if self.revin is not None:
             x, stats = self.revin.normalize(x)
         z = self.blocks(x)[..., : self.n_out]
-        out = torch.matmul(self.head.weight, z) + self.head.bias[:, None]  # (batch, h, C_out)
+        out = self.head(z.transpose(1, 2)).transpose(1, 2)  # (batch, h, C_out)
         return self.revin.denormalize(out, stats) if self.revin is not None else out
 
 

@@ -278,8 +278,8 @@ class TSMixerBlock(Block):
         if x.ndim != 3 or x.shape[1:] != (self.tokens, self.d):
             raise ValueError(f"tsmixer block expects (batch, {self.tokens}, {self.d}), got "
                              f"{tuple(x.shape)}")
-        # one dense map over time for every channel: W (L, L) @ x (batch, L, C), no transposes
-        t = torch.matmul(self.time_fc.weight, self.norm1(x)) + self.time_fc.bias[:, None]
+        # one dense map over time for every channel (on the (batch, C, L) view: one GEMM)
+        t = self.time_fc(self.norm1(x).transpose(1, 2)).transpose(1, 2)
         x = x + self.act_drop(t)
         f = self.fc2(self.act_drop(self.fc1(self.norm2(x))))
         return x + self.drop(f)
