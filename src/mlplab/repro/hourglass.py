@@ -46,12 +46,12 @@ class HourglassProtocol:
     copies: int = 2  # corrupted copies of every image (split per image: no leak)
     budgets: tuple[float, ...] = (1e4, 3e4, 1e5)
     seeds: tuple[int, ...] = (0, 1, 2)
-    search_trials: int = 6
-    depths: tuple[int, ...] = (1, 2, 4)
+    search_trials: int = 8
+    depths: tuple[int, ...] = (1, 2, 4, 8)
     standard_ratios: tuple[float, ...] = (4.0,)
     hourglass_ratios: tuple[float, ...] = (0.25,)
     lr_low: float = 1e-3
-    lr_high: float = 1e-2
+    lr_high: float = 1e-1
     frozen: bool = False
     epochs: int = 25
     patience: int = 8
@@ -61,7 +61,7 @@ class HourglassProtocol:
 
 DEFAULT = HourglassProtocol()
 FULL = HourglassProtocol(tasks=TASKS, copies=4, budgets=(1e4, 3e4, 1e5, 3e5), seeds=(0, 1, 2, 3, 4),
-                         search_trials=16, depths=(1, 2, 3, 4, 6), standard_ratios=(2.0, 4.0),
+                         search_trials=16, depths=(1, 2, 3, 4, 6, 8, 12), standard_ratios=(2.0, 4.0),
                          hourglass_ratios=(0.125, 0.25, 0.5), lr_low=3e-4, frozen=True,
                          epochs=60, patience=12, tag="full")
 
@@ -130,8 +130,9 @@ def claims(p: HourglassProtocol) -> list[Claim]:
 # --- what the searched shapes say ----------------------------------------------------------
 
 def shapes(results: dict[str, Any], parts: list[Part]) -> pd.DataFrame:
-    """One row per part x family x budget: the searched depth and lr, the solved width (the
-    skip stream), the parameters, and the test quality (mean, std over seeds)."""
+    """One row per part x family x budget: the searched depth, ratio and lr, the solved width
+    (the skip stream), the blocks' hidden width (Hourglass: its bottleneck), the parameters,
+    and the test quality (mean, std over seeds)."""
     rows = []
     for part in parts:
         res = results.get(part.name)
@@ -144,7 +145,7 @@ def shapes(results: dict[str, Any], parts: list[Part]) -> pd.DataFrame:
             ratio = float(ratio) if ratio is not None else (4.0 if family == "standard" else 0.25)
             rows.append({"task": part.label, "family": family, "budget": float(budget),
                          "depth": int(spec["model"]["depth"]), "width": width, "ratio": ratio,
-                         "bottleneck": max(1, round(ratio * width)),
+                         "hidden": max(1, round(ratio * width)),
                          "lr": float(spec["train"]["lr"]), "params": float(runs["params"].mean()),
                          "rmse": float(q.mean()),
                          "rmse_std": float(q.std(ddof=1)) if len(q) > 1 else math.nan,
@@ -244,5 +245,5 @@ REPRO = register(Reproduction(
              "networks with wider skip connections and narrower bottlenecks.",
              "A fixed random input projection (frozen lift) keeps Hourglass competitive at "
              "lower training cost."),
-    minutes=4.0, full_minutes=60.0,
+    minutes=6.7, full_minutes=120.0,
     protocols={"default": DEFAULT, "full": FULL}, build=build, claims=claims, finish=finish))
