@@ -173,3 +173,25 @@ def test_probes_score_each_layer_and_accept_other_labels():
     petal = (data.train.x[:, 2].numpy(), data.test.x[:, 2].numpy())  # a numeric column: R²
     frame = probes(net, data.train, data.test, classification=True, labels=petal)
     assert (frame["score_name"] == "r2").all() and frame["score"].iloc[0] > 0.99
+
+
+@pytest.mark.parametrize("block", ["mixer", "gmlp", "resmlp"])
+def test_token_mixing_blocks_report_their_channel_hidden_layer(block):
+    from mlplab.nn.backbone import Backbone
+
+    class Net(nn.Module):
+        def __init__(self, top_k: int | None = None) -> None:
+            super().__init__()
+            extra = {"top_k": top_k} if top_k else {}
+            self.backbone = Backbone(8, block=block, width=8, depth=2,
+                                     block_options={"tokens": 4, **extra})
+
+        def forward(self, x, x_cat=None):
+            return self.backbone(x)
+
+    x = torch.randn(5, 4, 8)
+    stats = activation_stats(Net().eval(), [(x, None)])
+    assert [s.number for s in stats] == [1, 2] and all(s.units % 4 == 0 for s in stats)
+    sparse = activation_stats(Net(top_k=3).eval(), [(x, None)])
+    hidden = sparse[0].units // 4  # units = tokens x hidden
+    assert all(s.threshold == 0 and s.frac_active == pytest.approx(3 / hidden) for s in sparse)
