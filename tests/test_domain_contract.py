@@ -301,3 +301,17 @@ def test_token_adapter_through_blocks_and_heads(token_parts):
                                         r"mean 'scale'\?"):
         parse_spec({"data": {"source": "sklearn:iris"},
                     "model": {"block": "tokenmix-test", "block_options": {"scal": 1.0}}})
+
+
+def test_mlp_regressor_fits_a_2d_y(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    Y = np.stack([3 * X[:, 0] + 5, -100 * X[:, 1]], axis=1)
+    est = mlplab.MLPRegressor(random_state=0, max_epochs=10)
+    est.fit(X, Y, eval_set=(X[:50], Y[:50]))
+    pred = est.predict(X)
+    assert pred.shape == (200, 2) and est.target_.columns == ["y0", "y1"]
+    assert pred[:, 1].std() > 10 * pred[:, 0].std()  # each column back in its own units
+    est.save(tmp_path / "est")
+    np.testing.assert_allclose(mlplab.load(tmp_path / "est").predict(X), pred, rtol=1e-6)
+    assert est.fit(X, Y[:, 0]).predict(X).shape == (200,)  # one target stays (n,)

@@ -35,7 +35,7 @@ def holdout_indices(n: int, val_fraction: float, *, seed: int,
     return np.sort(train), np.sort(val)
 
 
-def dataset_from_frame(X: pd.DataFrame, y: pd.Series, kind: str, *, val_fraction: float = 0.1,
+def dataset_from_frame(X: pd.DataFrame, y: pd.Series | pd.DataFrame, kind: str, *, val_fraction: float = 0.1,
                        seed: int = 0, weights: np.ndarray | None = None,
                        features: FeaturePreprocessor | None = None,
                        target: TargetCoder | None = None,
@@ -48,8 +48,9 @@ def dataset_from_frame(X: pd.DataFrame, y: pd.Series, kind: str, *, val_fraction
     earlier preprocessing (warm start). `weights (n,)` weight the training rows' loss.
     """
     X = X.reset_index(drop=True)
+    multi = isinstance(y, pd.DataFrame)  # several regression targets, one column each
     name = y.name if isinstance(y, pd.Series) else "y"
-    y = pd.Series(np.asarray(y), name=name)
+    y = y.reset_index(drop=True) if multi else pd.Series(np.asarray(y), name=name)
     if val is None:
         strat = y.astype(str).to_numpy() if kind == "classification" else None
         train, val_idx = holdout_indices(len(X), val_fraction, seed=seed, stratify=strat)
@@ -60,7 +61,11 @@ def dataset_from_frame(X: pd.DataFrame, y: pd.Series, kind: str, *, val_fraction
         X = pd.concat([X, val[0].reset_index(drop=True)], ignore_index=True)
         for c in categorical:  # categories differing between the two frames: keep them all
             X[c] = X[c].astype(object)
-        y = pd.Series(np.concatenate([y.to_numpy(), np.asarray(val[1])]), name=name)
+        if multi:
+            y = pd.DataFrame(np.concatenate([y.to_numpy(), np.asarray(val[1])]),
+                             columns=y.columns)
+        else:
+            y = pd.Series(np.concatenate([y.to_numpy(), np.asarray(val[1])]), name=name)
         if weights is not None:
             weights = np.concatenate([weights, np.ones(m)])
     if features is not None:

@@ -64,6 +64,13 @@ def fixed_batches(model: nn.Module, x: torch.Tensor, x_cat: torch.Tensor | None,
     return predict_batches(model, inputs, len(x), size)[:n]
 
 
+def target_frame(y: np.ndarray) -> pd.Series | pd.DataFrame:
+    """`y (n,)` as a Series named `y`; several targets `(n, d)` as columns `y0 .. y{d-1}`."""
+    if np.ndim(y) == 2:
+        return pd.DataFrame(y, columns=[f"y{i}" for i in range(np.shape(y)[1])])
+    return pd.Series(y, name="y")
+
+
 class _MLPBase(BaseEstimator):
     """Shared fit/predict machinery; subclasses set the task kind."""
 
@@ -178,7 +185,7 @@ class _MLPBase(BaseEstimator):
         val = self._eval_frame(eval_set, frame, target) if eval_set is not None else None
         seed = int(check_random_state(self.random_state).randint(np.iinfo(np.int32).max))
         data = dataset_from_frame(
-            frame, pd.Series(y, name="y"), self._kind, val_fraction=self.validation_fraction,
+            frame, target_frame(y), self._kind, val_fraction=self.validation_fraction,
             seed=seed, weights=weights, features=self.features_ if warm else None,
             target=target, val=val)
         if warm:
@@ -215,7 +222,7 @@ class _MLPBase(BaseEstimator):
         check_val_frame(frame, val)
         y_val = self._target(y_val)
         check_val_target(y_val, len(val), target)
-        return val, pd.Series(y_val, name="y")
+        return val, target_frame(y_val)
 
     def _forward(self, X: Any) -> torch.Tensor:
         """Combined predictions `(n, d_out)` (ensemble members merged by the task)."""

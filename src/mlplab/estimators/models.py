@@ -13,12 +13,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _check_y
+from sklearn.utils.validation import _check_y, check_array
 from torch import nn
 
 from mlplab.data.preprocess import TargetCoder
 from mlplab.errors import DataError
-from mlplab.estimators.base import _MLPBase
+from mlplab.estimators.base import _MLPBase, target_frame
 from mlplab.tasks import Task
 
 
@@ -77,13 +77,16 @@ class MLPRegressor(RegressorMixin, _MLPBase):
             example = values.ravel()[0] if values.size else None
             raise DataError(f"{type(self).__name__} needs a numeric target y; got "
                             f"{values.dtype} values like {example!r} (use MLPClassifier for labels)")
+        if np.ndim(values) == 2 and values.shape[1] > 1:  # several targets: (n, d)
+            return check_array(values, dtype=np.float64, input_name="y")
         return _check_y(y, y_numeric=True, estimator=self).astype(np.float64)
 
     def _new_target(self, y: np.ndarray) -> TargetCoder:
-        return TargetCoder("regression").fit(pd.Series(y, name="y"))
+        return TargetCoder("regression").fit(target_frame(y))
 
     def predict(self, X: Any) -> np.ndarray:
-        """Predicted values `(n,)` in the target's units."""
+        """Predicted values `(n,)` in the target's units; `(n, d)` when `fit` got a 2-D `y`
+        with d > 1 columns (each standardised on its own)."""
         z = self._forward(X).squeeze(-1).numpy()
         return self.target_.decode_values(z)
 
