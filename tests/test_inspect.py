@@ -195,3 +195,19 @@ def test_token_mixing_blocks_report_their_channel_hidden_layer(block):
     sparse = activation_stats(Net(top_k=3).eval(), [(x, None)])
     hidden = sparse[0].units // 4  # units = tokens x hidden
     assert all(s.threshold == 0 and s.frac_active == pytest.approx(3 / hidden) for s in sparse)
+
+
+def test_inspect_a_model_with_its_data():
+    data, _ = _iris_data_task()
+    net = _model(block="standard", depth=2)
+    report = mlplab.inspect(net, data, what=["sparsity", "probes", "ablation"], split="val")
+    assert report.split == "val" and report.run_dir is None
+    assert list(report.sparsity["block"]) == [1, 2]
+    assert report.sparsity["examples"].iloc[0] == len(data.val)
+    assert list(report.importance["block"]) != [] and report.tracked is None
+    with pytest.raises(SpecError, match="needs its data"):
+        mlplab.inspect(net)
+    with pytest.raises(SpecError, match="split"):
+        mlplab.inspect(net, data, split="holdout")
+    with pytest.raises(SpecError, match="out="):
+        report.write()
