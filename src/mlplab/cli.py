@@ -280,7 +280,8 @@ def cmd_repro(args: argparse.Namespace) -> None:
                   protocol=apply_overrides({}, args.set), quiet=args.quiet)
     for line in verdict.lines():
         out.print(line, markup=False)
-    out.print(f"verdict.md, verdict.json, verdict.png and reports/ in {verdict.info['out']} "
+    reports = " and reports/" if (Path(verdict.info["out"]) / "reports").is_dir() else ""
+    out.print(f"verdict.md, verdict.json, verdict.png{reports} in {verdict.info['out']} "
               f"({verdict.info['wall_seconds']:.0f}s)")
 
 
