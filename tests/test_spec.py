@@ -26,7 +26,7 @@ def test_defaults_are_filled_in():
     assert spec.model.block == "standard" and spec.train.optimizer == "adamw"
     assert spec.data.split == "auto" and spec.seed == 0
     dumped = spec.model_dump(mode="json")
-    assert set(dumped) == {"name", "seed", "data", "task", "model", "train"}
+    assert set(dumped) == {"name", "seed", "data", "task", "model", "train", "inspect"}
     assert parse_spec(dumped) == spec  # the saved spec.json round-trips
     assert parse_spec(spec) is spec
 
