@@ -43,29 +43,41 @@ def seconds_to(curve: list[tuple[float, float]], level: float) -> float | None:
 
 
 def one_run(encoding: str, *, split: str, epochs: int, threads: int, compact: bool = False,
-            precision: str = "fp32", scale=None, seed: int = 0) -> dict:
+            precision: str = "fp32", scale=None, seed: int = 0, options: dict | None = None,
+            label: str | None = None) -> dict:
     spec = field_run_spec("skimage:camera", encoding, size=256, split=split, epochs=epochs,
                           threads=threads, compact=compact, precision=precision, scale=scale,
                           seed=seed)
+    spec["model"]["adapter_options"] = {**spec["model"].get("adapter_options", {}),
+                                        **(options or {})}
     load0 = os.getloadavg()[0]
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     result = mlplab.train(spec)
-    wall = time.perf_counter() - t0
+    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     secs = np.cumsum([c["seconds"] for c in result.curves])
     curve = [(float(s), float(c["val_psnr"])) for s, c in zip(secs, result.curves, strict=True)]
     params = result.counts["params"]
-    row = {"encoding": encoding, "split": split, "compact": compact, "precision": precision,
+    row = {"encoding": label or encoding, "split": split, "compact": compact,
+           "precision": precision, "options": spec["model"]["adapter_options"],
            "params": params, "params_per_pixel": round(params / 65536, 3),
            "epochs": result.epochs, "train_seconds": result.timings["train_seconds"],
-           "wall_seconds": round(wall, 1), "ms_per_step": round(
+           "wall_seconds": round(wall, 1), "cpu_seconds": round(cpu, 1),
+           "cpu_per_wall": round(cpu / wall / max(threads, 1), 3), "ms_per_step": round(
                1000 * result.timings["train_seconds"] / (result.epochs * 8 if split == "all"
                                                          else result.epochs * 2), 1),
            "test_psnr": round(result.metrics["test"]["psnr"], 2),
            "best_val_psnr": round(max(v for _, v in curve), 2),
            "load_before": round(load0, 2), "load_after": round(os.getloadavg()[0], 2),
            "curve": [(round(s, 3), round(v, 3)) for s, v in curve]}
+    if scale == "fresh":
+        adapter = result.model.adapter
+        row["fresh_chosen"] = getattr(adapter, "sigma", None) or adapter.resolutions[-1]
     for level in THRESHOLDS:
         row[f"s_to_{int(level)}"] = seconds_to(curve, level)
+        # the same on the CPU-time clock: what an unloaded core would take (the 2 cores are
+        # shared, so wall seconds include time this process waited for a core)
+        hit = row[f"s_to_{int(level)}"]
+        row[f"cpu_s_to_{int(level)}"] = round(hit * row["cpu_per_wall"], 2) if hit else None
     if split != "all":  # val = the held-out pixels; test = the whole image
         row["heldout_psnr_final"] = round(curve[-1][1], 2)
         row["heldout_psnr_best"] = row["best_val_psnr"]
@@ -119,7 +131,7 @@ def naive_run(seconds: float, threads: int) -> dict:
     model = NaiveHashGrid()
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     load0 = os.getloadavg()[0]
-    spent, curve, step = 0.0, [], 0
+    spent, curve, step, cpu0 = 0.0, [], 0, time.process_time()
     while spent < seconds:
         t0 = time.perf_counter()
         loss = F.mse_loss(model(x), y)
@@ -132,7 +144,9 @@ def naive_run(seconds: float, threads: int) -> dict:
             with torch.no_grad():
                 curve.append((spent, psnr(model(x), y)))
     params = sum(p.numel() for p in model.parameters())
+    cpu = time.process_time() - cpu0
     row = {"encoding": "naive hashgrid (issue's reference, full batch)", "params": params,
+           "cpu_seconds": round(cpu, 1),
            "params_per_pixel": round(params / 65536, 3), "steps": step,
            "train_seconds": round(spent, 2), "ms_per_step": round(1000 * spent / step, 1),
            "test_psnr": round(curve[-1][1], 2), "best_val_psnr": round(max(v for _, v in curve), 2),
@@ -143,6 +157,22 @@ def naive_run(seconds: float, threads: int) -> dict:
     return row
 
 
+def plot(results: dict, path: Path) -> None:
+    """PSNR against training seconds of every encoding (fitting), and the naive reference."""
+    from mlplab.fields.plots import save_psnr_curves
+
+    curves = {}
+    for enc, row in results.get("fit", {}).items():
+        curves[f"{enc} ({row['params_per_pixel']:.2f} p/px)"] = tuple(zip(*row["curve"],
+                                                                        strict=True))
+    for row in results.get("naive", {}).values():
+        curves["naive hash grid, full batch (2.10 p/px)"] = tuple(zip(*row["curve"],
+                                                                      strict=True))
+    load = np.mean([r["load_before"] for r in results.get("fit", {}).values()] or [0])
+    save_psnr_curves(curves, path, marks=THRESHOLDS,
+                     title=f"256x256 camera, 1 thread, machine load ~{load:.0f} on 2 cores")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default="benchmarks/fields.json")
@@ -150,10 +180,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--naive-seconds", type=float, default=40.0)
     parser.add_argument("--quick", action="store_true", help="hash grid only, fewer epochs")
-    parser.add_argument("--only", nargs="*", help="parts: fit compact general naive bf16")
+    parser.add_argument("--only", nargs="*",
+                        help="parts: naive fit bf16 compact general tuned fresh")
+    parser.add_argument("--encodings", nargs="*", help="encodings of fit/compact/general")
+    parser.add_argument("--plot", help="only draw PNG from --out's JSON to this path")
     args = parser.parse_args()
-    parts = set(args.only or ["fit", "compact", "general", "naive", "bf16"])
-    encodings = ("hashgrid",) if args.quick else ENCODINGS
+    if args.plot:
+        plot(json.loads(Path(args.out).read_text()), Path(args.plot))
+        return
+    parts = set(args.only or ["naive", "fit", "bf16", "compact", "general", "tuned", "fresh"])
+    encodings = ("hashgrid",) if args.quick else tuple(args.encodings or ENCODINGS)
     epochs = 10 if args.quick else args.epochs
     out = Path(args.out)
     results: dict = json.loads(out.read_text()) if out.exists() else {}
@@ -184,6 +220,16 @@ def main() -> None:
         for enc in encodings:
             record("general", one_run(enc, split="every-second", epochs=4 * epochs,
                                       threads=args.threads))
+    if "tuned" in parts:  # the every-second protocol's best found: a smooth multi-level RBF
+        record("general", one_run(
+            "rbfgrid", split="every-second", epochs=4 * epochs, threads=args.threads,
+            options={"levels": 3, "base_resolution": 32, "finest_resolution": 127},
+            label="rbfgrid, 3 levels 32..127"))
+    if "fresh" in parts:  # FreSh's scale instead of the preset's, every-second protocol
+        for enc in ("fourier", "hashgrid"):
+            record("general", one_run(enc, split="every-second", epochs=4 * epochs,
+                                      threads=args.threads, scale="fresh",
+                                      label=f"{enc}, FreSh scale"))
 
 
 if __name__ == "__main__":

@@ -53,7 +53,8 @@ def test_example_specs_named_in_the_readme_exist_and_validate():
     names = set(re.findall(r"examples/[\w.-]+\.toml", README.read_text()))
     assert {"examples/digits.toml", "examples/diamonds.toml"} <= names
     for name in sorted(names):
-        if "[axes]" in (REPO / name).read_text():  # a sweep file, for `mlplab sweep`
+        text = (REPO / name).read_text()
+        if "[axes]" in text or "[family." in text:  # a sweep file, for `mlplab sweep`
             spec = load_sweep(REPO / name)
         else:
             spec = load_spec(REPO / name)

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 
 from mlplab.errors import SpecError
-from mlplab.fields.presets import PRESETS, TRAIN
+from mlplab.fields.presets import COMPACT, PRESETS, TRAIN
 from mlplab.fields.signals import SKIMAGE_IMAGES
 from mlplab.repro import register
 from mlplab.repro.base import Claim, Part, Reproduction, judge
@@ -32,10 +32,13 @@ PAPER_FRESH = ("FreSh's configuration matches an extensive grid search over the 
                "hyperparameter at the cost of one training run (Kania et al.)")
 
 
-def _family(encoding: str, **options: Any) -> dict[str, Any]:
-    model = PRESETS[encoding]["model"]
+def _family(encoding: str, *, compact: bool = False, **options: Any) -> dict[str, Any]:
+    model = dict(PRESETS[encoding]["model"])
+    small = COMPACT[encoding] if compact else {}
+    model.update({k: v for k, v in small.items() if k != "adapter_options"})
     out = {f"model.{k}": v for k, v in model.items() if k != "adapter_options"}
-    out["model.adapter_options"] = {**model.get("adapter_options", {}), **options}
+    out["model.adapter_options"] = {**model.get("adapter_options", {}),
+                                    **small.get("adapter_options", {}), **options}
     out["train.lr"] = PRESETS[encoding]["train"]["lr"]
     return out
 
@@ -57,12 +60,12 @@ def _base(p: Any, image: str) -> dict[str, Any]:
 class FourierProtocol:
     """What `mlplab repro fourier-features` runs (`tag` suffixes the sweep names)."""
 
-    images: tuple[str, ...] = ("astronaut", "coffee", "chelsea")
+    images: tuple[str, ...] = ("astronaut", "coffee")
     seeds: tuple[int, ...] = (0, 1)
     size: int = 256
-    epochs: int = 80
+    epochs: int = 60
     fourier_sigma: float = 8.0
-    posenc_sigma: float = 64.0
+    posenc_sigma: float = 16.0
     tag: str = ""
 
 
@@ -116,13 +119,15 @@ class FreshProtocol:
     seeds: tuple[int, ...] = (0, 1)
     size: int = 256
     epochs: int = 60
-    candidates: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+    candidates: tuple[float, ...] = (1.0, 2.0, 4.0, 8.0, 16.0)
+    compact: bool = True  # the <= 0.5 params/pixel Fourier MLP (96 wide, 64 frequencies)
     tag: str = ""
 
 
 FRESH_DEFAULT = FreshProtocol()
 FRESH_FULL = FreshProtocol(images=("camera", "astronaut", "coffee", "chelsea", "rocket"),
-                           seeds=(0, 1, 2), epochs=200, tag="full")
+                           seeds=(0, 1, 2), epochs=150, compact=False,
+                           candidates=(1.0, 2.0, 4.0, 8.0, 16.0, 32.0), tag="full")
 
 
 def _sigma_name(value: float) -> str:
@@ -133,8 +138,9 @@ def build_fresh(p: FreshProtocol) -> list[Part]:
     parts = []
     for image in p.images:
         name = f"fresh-{image}" + (f"-{p.tag}" if p.tag else "")
-        families = {_sigma_name(v): _family("fourier", sigma=v) for v in p.candidates}
-        families["fresh"] = {**_family("fourier", sigma="fresh"),
+        families = {_sigma_name(v): _family("fourier", compact=p.compact, sigma=v)
+                    for v in p.candidates}
+        families["fresh"] = {**_family("fourier", compact=p.compact, sigma="fresh"),
                              "task.options": {"size": p.size, "split": "every-second",
                                               "fresh_candidates": list(p.candidates)}}
         parts.append(Part(name, image, {"name": name, **_base(p, image), "family": families},
