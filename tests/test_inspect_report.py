@@ -131,3 +131,15 @@ def test_lab_run_report_renders_in_a_browser(tracked_run, tmp_path):
     dom = _screenshot(page, shot)
     assert _png_colours(shot) > 20
     assert "<h2>Learning curves</h2>" in dom and "<h2>Metrics</h2>" in dom
+
+
+def test_sweep_report_renders_in_a_browser(tmp_path):
+    if _browser() is None:
+        pytest.skip("no headless Chromium (apt-get install chromium; `make test` tries it)")
+    out = tmp_path / "sweep"
+    mlplab.sweep({"name": "tiny", "seeds": [0], "data": {"source": "sklearn:iris"},
+                  "model": {"width": 8, "depth": 1}, "train": {"epochs": 1, "threads": 1},
+                  "family": {"a": {}, "b": {"model.depth": 2}}}, out=out, workers=0)
+    dom = _screenshot(mlplab.report(out), tmp_path / "sweep.png")
+    assert _png_colours(tmp_path / "sweep.png") > 20
+    assert "<h2>Pareto table</h2>" in dom and "<h2>Spec</h2>" in dom

@@ -1,81 +1,21 @@
 """The inspect report: `inspect.html` (self-contained, plots embedded), `inspect.md` and
-`plots/*.png`, built from the same tables by one Jinja2 template per format.
+`plots/*.png`, on the shared report page (`mlplab.lab.page`).
 """
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-import jinja2
 import numpy as np
 import pandas as pd
 
 from mlplab.inspect import plots
-from mlplab.lab.report import CSS
-from mlplab.lab.run_report import _fmt, _html, _markdown
-from mlplab.train import checkpoint as ckpt
+from mlplab.lab.page import Section, write_page
+from mlplab.lab.page import fmt as _fmt
 
 if TYPE_CHECKING:
     from mlplab.inspect.api import InspectReport
-
-HTML = jinja2.Environment(autoescape=True).from_string("""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>{{ title }}</title><style>{{ css }}</style></head>
-<body><h1>{{ title }}</h1><p>{{ intro }}</p>
-{% for s in sections %}<section id="{{ s.id }}"><h2>{{ s.title }}</h2>
-{% for kind, a, b in s.parts %}{% if kind == "text" %}<p>{{ a }}</p>
-{% elif kind == "table" %}{{ a | safe }}
-{% else %}<p><img alt="{{ a }}" src="data:image/png;base64,{{ b }}"></p>
-{% endif %}{% endfor %}</section>
-{% endfor %}</body></html>
-""")
-
-MARKDOWN = jinja2.Environment(autoescape=False, keep_trailing_newline=True).from_string(
-    """# {{ title }}
-
-{{ intro }}
-{% for s in sections %}
-## {{ s.title }}
-{% for kind, a, b in s.parts %}
-{% if kind == "text" %}{{ a }}
-{% elif kind == "table" %}{{ a }}{% else %}![{{ a }}](plots/{{ a }}.png)
-{% endif %}{% endfor %}{% endfor %}""")
-
-
-class Section:
-    """One `##` section: paragraphs, tables and plots, in the order they were added."""
-
-    def __init__(self, id: str, title: str) -> None:
-        self.id, self.title = id, title
-        self.parts: list[tuple[str, Any]] = []
-
-    def text(self, paragraph: str) -> None:
-        self.parts.append(("text", paragraph))
-
-    def table(self, frame: pd.DataFrame | None) -> None:
-        if frame is not None and not frame.empty:
-            self.parts.append(("table", frame))
-
-    def plot(self, name: str, data: bytes) -> None:
-        self.parts.append(("plot", (name, data)))
-
-    @property
-    def pngs(self) -> list[tuple[str, bytes]]:
-        return [p[1] for p in self.parts if p[0] == "plot"]
-
-    def rendered(self, html: bool) -> dict[str, Any]:
-        parts = []
-        for kind, value in self.parts:
-            if kind == "text":
-                parts.append(("text", value, None))
-            elif kind == "table":
-                parts.append(("table", _html(value) if html else _markdown(value), None))
-            else:
-                name, data = value
-                parts.append(("plot", name, base64.b64encode(data).decode() if html else None))
-        return {"id": self.id, "title": self.title, "parts": parts}
-
 
 def _sparsity(r: InspectReport) -> Section:
     s = Section("sparsity", "Activation sparsity")
@@ -214,22 +154,11 @@ def sections(r: InspectReport) -> list[Section]:
 def write_report(r: InspectReport, out: Path) -> Path:
     """`inspect.html`, `inspect.md` and `plots/<name>.png` in `out`; returns the HTML path."""
     found = sections(r)
-    title = f"Inspect: {r.name}"
     where = f"`{r.run_dir}`. " if r.run_dir is not None else ""
     intro = (f"{where}{len(found)} analyses of the trained model: "
              + ", ".join(s.title.lower() for s in found) + ".")
-    html_sections = [s.rendered(html=True) for s in found]
-    md_sections = [s.rendered(html=False) for s in found]
-    for s in found:
-        for name, data in s.pngs:
-            ckpt.atomic_write_bytes(out / "plots" / f"{name}.png", data)
-    page = HTML.render(title=title, css=CSS, intro=intro.replace("`", ""),
-                       sections=html_sections)
-    ckpt.atomic_write_bytes(out / "inspect.md",
-                            MARKDOWN.render(title=title, intro=intro, sections=md_sections)
-                            .encode())
-    ckpt.atomic_write_bytes(out / "inspect.html", page.encode())
-    return out / "inspect.html"
+    html_path, _ = write_page(out, "inspect", f"Inspect: {r.name}", intro, found)
+    return html_path
 
 
 def summary_lines(r: InspectReport) -> list[str]:
@@ -259,6 +188,3 @@ def summary_lines(r: InspectReport) -> list[str]:
                      f"{t.dead} dead")
     return lines
 
-
-def as_list(value: Any) -> list[Any]:
-    return list(value) if isinstance(value, list | tuple) else [value]

@@ -1,11 +1,10 @@
 """`mlplab report RUN`: a self-contained `report.html` (PNG plots embedded as base64) and a
-`report.md` (plots as files under `plots/`), both built from the same tables.
+`report.md` (plots as files under `plots/`), both built from the same tables on the shared
+report page (`mlplab.lab.page`).
 """
 
 from __future__ import annotations
 
-import base64
-import html
 import json
 import math
 import time
@@ -17,6 +16,7 @@ import pandas as pd
 
 from mlplab.errors import MlplabError
 from mlplab.lab import plots
+from mlplab.lab.page import Rows, Section, write_page
 from mlplab.lab.results import (
     SweepResults,
     best_search_values,
@@ -26,9 +26,6 @@ from mlplab.lab.results import (
     win_table,
 )
 from mlplab.lab.scaling import ScalingFit
-from mlplab.train.checkpoint import atomic_write_bytes
-
-Rows = tuple[list[str], list[list[str]]]
 
 
 def _num(v: Any, digits: int = 4) -> str:
@@ -121,31 +118,6 @@ def findings(res: SweepResults) -> list[str]:
     return out
 
 
-def _md_table(rows: Rows) -> str:
-    head, body = rows
-    if not head:
-        return "_(nothing to show)_\n"
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in body]
-    return "\n".join(lines) + "\n"
-
-
-def _html_table(rows: Rows) -> str:
-    head, body = rows
-    if not head:
-        return "<p><em>(nothing to show)</em></p>"
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    trs = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>"
-                  for r in body)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{trs}</tbody></table>"
-
-
-CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
-color:#222}table{border-collapse:collapse;margin:1em 0;font-size:14px}td,th{border:1px solid
-#ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}td:first-child{text-align:left}
-pre{background:#f6f6f6;padding:1em;overflow:auto;font-size:12px}img{max-width:100%}"""
-
-
 def _environment(res: SweepResults) -> dict[str, Any]:
     t = res.trials
     env = dict(res.info.get("environment", {}))
@@ -193,39 +165,25 @@ def build_report(res: SweepResults, out: Path) -> tuple[Path, Path]:
     legend = ("Frontier marks: P/F/T = on the family's Pareto frontier of quality vs params / "
               "FLOPs / train seconds; * = also on the frontier over all families.")
 
-    out.mkdir(parents=True, exist_ok=True)
-    md = [f"# Sweep report: {res.name}\n", f"Generated {stamp}. {legend}\n"]
-    body = [f"<h1>Sweep report: {html.escape(res.name)}</h1>",
-            f"<p>Generated {stamp}. {html.escape(legend)}</p>"]
+    found = []
     for title, content in sections:
-        md.append(f"## {title}\n")
-        body.append(f"<h2>{html.escape(title)}</h2>")
+        section = Section(title.split(":")[0].lower().replace(" ", "-"), title)
         if isinstance(content, str):
-            md.append(content + "\n")
-            body.append("<ul>" + "".join(f"<li>{html.escape(line[2:])}</li>"
-                                         for line in content.splitlines()) + "</ul>")
+            section.bullets([line[2:] for line in content.splitlines()])
         elif content is not None:
-            md.append(_md_table(content))
-            body.append(_html_table(content))
+            section.table(content, keep_empty=True)
+        found.append(section)
     if images:
-        md.append("## Plots\n")
-        body.append("<h2>Plots</h2>")
-    for name, png in images.items():
-        atomic_write_bytes(out / "plots" / f"{name}.png", png)
-        md.append(f"![{name}](plots/{name}.png)\n")
-        data = base64.b64encode(png).decode()
-        body.append(f'<h3>{html.escape(name)}</h3><img alt="{html.escape(name)}" '
-                    f'src="data:image/png;base64,{data}">')
-    md += ["## Spec\n", f"```json\n{spec_text}\n```\n", "## Environment\n",
-           f"```json\n{env_text}\n```\n"]
-    body += ["<h2>Spec</h2>", f"<pre>{html.escape(spec_text)}</pre>", "<h2>Environment</h2>",
-             f"<pre>{html.escape(env_text)}</pre>"]
-    page = (f"<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{html.escape(res.name)}"
-            f"</title><style>{CSS}</style></head><body>{''.join(body)}</body></html>\n")
-    html_path, md_path = out / "report.html", out / "report.md"
-    atomic_write_bytes(html_path, page.encode())
-    atomic_write_bytes(md_path, "\n".join(md).encode())
-    return html_path, md_path
+        plotted = Section("plots", "Plots")
+        for name, png in images.items():
+            plotted.plot(name, png, titled=True)
+        found.append(plotted)
+    for title, text in (("Spec", spec_text), ("Environment", env_text)):
+        section = Section(title.lower(), title)
+        section.code(text, "json")
+        found.append(section)
+    return write_page(out, "report", f"Sweep report: {res.name}", f"Generated {stamp}. {legend}",
+                      found)
 
 
 def report(target: str | Path, *, name: str | None = None, out: str | Path | None = None) -> Path:

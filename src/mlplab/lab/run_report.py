@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mlplab.errors import MlplabError  # noqa: E402
-from mlplab.lab.report import CSS  # noqa: E402
+from mlplab.lab.page import CSS  # noqa: E402
 from mlplab.lab.store import STORE_FILE  # noqa: E402
 from mlplab.train import checkpoint as ckpt  # noqa: E402
 
