@@ -256,7 +256,7 @@ class TrainSpec(Section):
         "change falls to this (0, as pykan: only once the line search stops moving)")
     grid_update_epochs: list[int] = Field(
         default_factory=list, description="after these many epochs (0: before training) move "
-        "every spline grid (kan) to the training data's quantiles")
+        "every grid to the training data: kan knots to its quantiles, rbf centres over its range")
     grid_extend: dict[int, int] = Field(
         default_factory=dict, description="{epochs: grid} or [[epochs, grid], ...]: after that "
         "many epochs refine every spline grid to `grid` intervals (least-squares refit)")
