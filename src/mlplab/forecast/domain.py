@@ -101,11 +101,13 @@ def encode_windows(w: Windows, instance_norm: bool) -> Split:
 
 
 def build_forecast_dataset(spec: Any) -> Dataset:
-    if spec.model.head not in ("forecast", "flatten"):
+    if spec.model.adapter in ("auto", "sequence") and spec.model.head not in ("forecast",
+                                                                              "flatten"):
         from mlplab.errors import SpecError
 
         raise SpecError(f"model.head: a forecast run maps the time-step tokens to the horizon: "
-                        f"set 'forecast' (or 'flatten'), not {spec.model.head!r}")
+                        f"set 'forecast' (or 'flatten'), not {spec.model.head!r} (or flatten "
+                        "the window with model.adapter = 'image' and a 'linear' head)")
     prepared, options, season = prepare(spec)
     splits = {name: prepared.windows(name) for name in ("train", "val", "test")}
     if not len(splits["train"]):
@@ -124,7 +126,9 @@ def build_forecast_dataset(spec: Any) -> Dataset:
             "freq": prepared.panel.freq, "exog": prepared.panel.exog,
             "channels_layout": prepared.panel.channels,
             "columns": [options.id_col, options.time_col, options.target]}
-    schema = FeatureSchema(names, [], [], adapter="sequence", info=info)
+    # image_shape (input_size, C_in): `model.adapter = "image"` flattens a window (flat MLPs)
+    schema = FeatureSchema(names, [], [], image_shape=(options.input_size, prepared.n_in),
+                           adapter="sequence", info=info)
     columns = [f"t+{i + 1}:{c}" for i in range(options.h) for c in range(prepared.n_out)]
     coder = TargetCoder("regression", mean=[0.0] * len(columns), std=[1.0] * len(columns),
                         columns=columns)
