@@ -130,3 +130,30 @@ def test_l1_transcoder_adds_its_penalty_in_training_only():
     assert tc.aux_loss() is None
     with pytest.raises(SpecError, match="l1"):
         Transcoder(4, 4, l1=-1.0)
+
+
+def test_resampling_revives_dead_latents():
+    from types import SimpleNamespace
+
+    from mlplab.inspect.resample import ResampleDead
+
+    torch.manual_seed(0)
+    x, y = torch.randn(128, 6), torch.randn(128, 6)
+    tc = Transcoder(6, 6, expansion=4, k=4)
+    tc.fit_input_stats(x, y)
+    with torch.no_grad():
+        tc.decoder.weight.normal_()
+        tc.encoder.bias[:10] = -100.0  # latents 0..9 can never be in the top k
+    assert ((tc.encode(x) > 0).sum(0)[:10] == 0).all()
+    resets = []
+    trainer = SimpleNamespace(model=tc, data=SimpleNamespace(train=Split(x, None, y)),
+                              state=SimpleNamespace(epoch=10), spec=SimpleNamespace(epochs=100),
+                              reset_optimizer=lambda: resets.append(1))
+    hook = ResampleDead(every=10)
+    hook.on_epoch_end(trainer)
+    fired = (tc.encode(x) > 0).sum(0)
+    assert hook.resampled >= 10 and resets == [1] and (tc.encoder.bias[:10] == 0).all()
+    assert (fired[:10] > 0).sum() >= 5  # most revived latents now win the top-k somewhere
+    trainer.state.epoch = 60  # past `until` (half of training): nothing more happens
+    hook.on_epoch_end(trainer)
+    assert resets == [1]

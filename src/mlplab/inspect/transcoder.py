@@ -185,12 +185,15 @@ def _replaced(site: BlockSite, tc: Transcoder):
 
 def train_transcoder(model: nn.Module, task: Any, data: Any, *, block: int,
                      expansion: int = 8, k: int = 32, skip: bool = True, l1: float = 0.0,
-                     epochs: int = 300,
+                     resample: bool = False, epochs: int = 300,
                      lr: float = 1e-3, batch_size: int = 256, patience: int | None = 40,
                      seed: int = 0, top_latents: int = 8, top_examples: int = 8
                      ) -> TranscoderResult:
     """Fit a transcoder to block `block` (1-based) of `model` on `data` (a `Dataset`: its
-    train, val and test splits) and report how well it replaces the block (see module doc)."""
+    train, val and test splits) and report how well it replaces the block (see module doc).
+    `resample`: give dead latents new directions during the first half of training
+    (`mlplab.inspect.resample.ResampleDead`)."""
+    from mlplab.inspect.resample import ResampleDead
     from mlplab.train.trainer import Trainer
 
     site = pick_block(model, block)
@@ -203,8 +206,9 @@ def train_transcoder(model: nn.Module, task: Any, data: Any, *, block: int,
     splits = _Splits(*(Split(a, None, b) for a, b in (io["train"], io["val"], io["test"])))
     spec = TrainSpec(lr=lr, weight_decay=0.0, batch_size=batch_size, epochs=epochs,
                      patience=patience, warmup_epochs=min(5.0, epochs / 10), grad_clip=None)
+    hooks = [ResampleDead(seed=seed)] if resample else []
     trainer = Trainer(tc, Reconstruction(y.shape[1], variance), splits, spec, seed=seed,
-                      quiet=True)
+                      quiet=True, hooks=hooks)
     state = trainer.fit()
     tc.eval()
     with torch.no_grad():
