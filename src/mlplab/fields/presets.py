@@ -36,7 +36,7 @@ PRESETS: dict[str, dict[str, Any]] = {
                "train": {"lr": 2e-3}},
     "siren": {"model": {**SIREN_MLP, "adapter": "siren", "width": 240, "depth": 2,
                         "adapter_options": {"omega_0": 30.0}},
-              "train": {"lr": 2e-4}},
+              "train": {"lr": 1e-3}},
     "none": {"model": {**MLP, "adapter": "coords", "width": 192, "depth": 3},
              "train": {"lr": 2e-3}},
 }
