@@ -105,7 +105,7 @@ register(Reproduction(
     figures=(PAPER_FF, "Their images: 512 x 512, trained on 256 x 256; here scikit-image "
                        "samples resized to 256 (trained on 128 x 128), sigma on [-1, 1] "
                        "coordinates (half the value on their [0, 1] ones)."),
-    minutes=6.0, full_minutes=40.0, protocols={"default": FF_DEFAULT, "full": FF_FULL},
+    minutes=9.0, full_minutes=40.0, protocols={"default": FF_DEFAULT, "full": FF_FULL},
     build=build_ff, claims=claims_ff))
 
 
