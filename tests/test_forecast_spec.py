@@ -66,3 +66,12 @@ def test_forecast_options_and_head_are_checked(series_csv):
     pool["model"]["head"] = "auto"
     with pytest.raises(SpecError, match="model.head: a forecast run"):
         mlplab.train(pool)
+
+
+def test_repro_tsmixer_runs_a_small_protocol(tmp_path):
+    verdict = mlplab.repro("tsmixer", out=tmp_path / "r", protocol={
+        "series": ["a10"], "seeds": [0, 1], "steps": 40, "digits": False, "min_ets": 0})
+    assert (tmp_path / "r" / "verdict.md").is_file()
+    assert list(verdict.table["cell"]) == ["a10"]
+    assert {"tsmixer", "ets", "seasonal_naive"} <= set(verdict.table.columns)
+    assert any("ties or beats ETS on" in n for n in verdict.notes)
