@@ -86,3 +86,14 @@ def mlplab_executable() -> str:
     """The `mlplab` console script next to the running interpreter (the project venv)."""
     exe = Path(sys.executable).parent / "mlplab"
     return str(exe) if exe.exists() else str(REPO / ".venv" / "bin" / "mlplab")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`@pytest.mark.gpu` tests run only where CUDA is present."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason=f"needs CUDA: torch.cuda.is_available() is False "
+                                   f"(torch {torch.__version__})")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -176,7 +176,7 @@ def test_threads_apply_to_fit_and_predict_only(monkeypatch) -> None:
 def test_device_auto_cpu_and_a_clear_cuda_error() -> None:
     X, y, _, _ = frames()
     mlplab.MLPClassifier(device="cpu", **FAST).fit(X, y)
-    with pytest.raises(mlplab.SpecError, match="device: unknown 'gpu'; choose 'auto' or 'cpu'"):
+    with pytest.raises(mlplab.SpecError, match="device: unknown device 'gpu'; choose 'auto', 'cpu'"):
         mlplab.MLPClassifier(device="gpu", **FAST).fit(X, y)
     with pytest.raises(mlplab.SpecError, match="device: 'cuda' is not available"):
         mlplab.MLPClassifier(device="cuda", **FAST).fit(X, y)

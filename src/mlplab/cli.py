@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -47,18 +48,52 @@ def _print_result(summary: dict, run_dir: Path | None) -> None:
 def cmd_train(args: argparse.Namespace) -> None:
     from mlplab.run import default_run_dir, resume, train
     from mlplab.spec import load_spec
+    from mlplab.train import distributed as ddp
 
     if args.resume:
         if args.spec or args.set:
             raise MlplabError("--resume takes the spec saved in the run directory; "
                               "do not pass a spec or --set")
-        result = resume(args.resume, quiet=args.quiet)
+    elif not args.spec:
+        raise MlplabError("train needs a spec file (or --resume RUN_DIR)")
+    if args.nproc < 1:
+        raise MlplabError(f"--nproc: expected a positive number of processes, got {args.nproc}")
+    if args.nproc > 1 and ddp.env_world_size() == 1:  # re-run this command under torchrun
+        return _train_nproc(args)
+    spec = None if args.resume else load_spec(args.spec, args.set)
+    if spec is not None and ddp.env_world_size() > 1 and not args.out:  # one directory, rank 0's
+        from mlplab.train.device import resolve_device
+
+        ddp.init_from_env(resolve_device(spec.train.device))
+        args.out = str(ddp.broadcast_object(str(default_run_dir(spec))))
+    quiet = args.quiet or os.environ.get("RANK", "0") != "0"  # torchrun: rank 0 shows progress
+    if args.resume:
+        result = resume(args.resume, quiet=quiet)
     else:
-        if not args.spec:
-            raise MlplabError("train needs a spec file (or --resume RUN_DIR)")
-        spec = load_spec(args.spec, args.set)
-        result = train(spec, out=args.out or default_run_dir(spec), quiet=args.quiet)
-    _print_result(result.summary(), result.run_dir)
+        result = train(spec, out=args.out or default_run_dir(spec), quiet=quiet)
+    if ddp.is_main():
+        _print_result(result.summary(), result.run_dir)
+    if ddp.active():
+        import torch.distributed
+
+        torch.distributed.destroy_process_group()
+
+
+def _train_nproc(args: argparse.Namespace) -> None:
+    """`mlplab train ... --nproc N`: the same command in N processes (torchrun)."""
+    from mlplab.run import default_run_dir
+    from mlplab.spec import load_spec
+    from mlplab.train.launch import launch
+
+    if args.resume:
+        run_dir, argv = Path(args.resume), ["train", "--resume", args.resume]
+    else:
+        spec = load_spec(args.spec, args.set)  # bad input fails here, before any process starts
+        run_dir = Path(args.out or default_run_dir(spec))
+        argv = ["train", args.spec, "--out", str(run_dir)]
+        for item in args.set:
+            argv += ["--set", item]
+    launch(args.nproc, [*argv, *(["--quiet"] if args.quiet else [])], run_dir)
 
 
 def _validate_sweep(args: argparse.Namespace) -> None:
@@ -319,6 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="run directory (default runs/<name>-<timestamp>)")
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a killed run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="data-parallel processes (DistributedDataParallel via torchrun; the "
+                        "cores are split between them)")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("validate", help="check a spec and report every problem")

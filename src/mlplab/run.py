@@ -35,6 +35,8 @@ from mlplab.rundir import RECORD_KEYS, SUMMARY_KEYS, read_record, read_spec, reb
 from mlplab.spec import RunSpec, parse_spec
 from mlplab.tasks import Task
 from mlplab.train import checkpoint as ckpt
+from mlplab.train import distributed as ddp
+from mlplab.train.device import resolve_device
 from mlplab.train.lock import run_lock
 from mlplab.train.threads import default_threads
 from mlplab.train.trainer import Trainer
@@ -121,21 +123,28 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     epoch: True raises `TrainingStopped` before that epoch's checkpoint is written.
     """
     spec = parse_spec(spec)
+    ddp.init_from_env(resolve_device(spec.train.device))  # under torchrun: join the group
+    ddp.check_supported(spec.train.optimizer)
+    main = ddp.is_main()  # data-parallel: rank 0 alone writes the run directory
     run_dir = Path(out) if out is not None else None
     if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise SpecError(f"run directory {str(run_dir)!r} is a file; choose another --out")
     if run_dir is not None and resume and not (run_dir / "spec.json").is_file():
         raise SpecError(f"run directory {str(run_dir)!r} holds no run to resume (no spec.json)")
-    _refuse_existing_run(run_dir, resume)
+    if main:
+        _refuse_existing_run(run_dir, resume)
     with contextlib.ExitStack() as held:
-        if run_dir is not None and resume:  # before loading the data: a second writer fails fast
+        if run_dir is not None and resume and main:  # before the data: a second writer fails fast
             held.enter_context(run_lock(run_dir))
         data, task, model, counts = _prepare(
             spec, _recorded_threads(run_dir) if run_dir is not None and resume else None)
         trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
                           quiet=quiet, flops_per_sample=counts["matmul_flops_per_sample"],
-                          stop=stop, hooks=tracking_hooks(spec.inspect, run_dir))
-        if run_dir is not None:
+                          stop=stop, hooks=tracking_hooks(spec.inspect, run_dir if main else None))
+        if run_dir is not None and not main:  # other ranks only read the checkpoint
+            if resume:
+                trainer.resume()
+        elif run_dir is not None:
             if not resume:
                 run_dir.mkdir(parents=True, exist_ok=True)
                 held.enter_context(run_lock(run_dir))
@@ -151,14 +160,15 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
                 (run_dir / ckpt.FAILED_FILE).unlink(missing_ok=True)
                 trainer.resume()
         state = trainer.fit()
+        metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
+        model.cpu()  # the result's model predicts on the CPU wherever it trained
         if sum(p.numel() for p in model.parameters() if p.requires_grad) != counts[
                 "trainable_params"]:
             # train.grid_extend resized the model: count it as it ends (the best epoch's grid)
             counts = count(model, data.train.inputs(slice(0, min(64, len(data.train)))))
-        metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
         result = RunResult(spec, metrics, counts, trainer.timings(), state.curves,
                            state.best_epoch, state.epoch, state.stopped_early, model, run_dir)
-        if run_dir is not None:
+        if run_dir is not None and main:
             _write_final(run_dir, result)
             write = getattr(task, "write_artifacts", None)  # a domain's pictures (fields)
             if write is not None:

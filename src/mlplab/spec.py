@@ -6,6 +6,7 @@ allowed values. The resolved spec (defaults filled in) is what a run saves as `s
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -245,6 +246,9 @@ class TrainSpec(Section):
     precision: Literal["fp32", "bf16"] = Field(
         "fp32", description="bf16: autocast matmuls to bfloat16, fp32 master weights")
     threads: int | None = Field(None, ge=1, description="torch threads (default: the free cores)")
+    device: str = Field(
+        "auto", description="auto | cpu | cuda | cuda:N | mps; auto: CUDA when available, "
+        "else the CPU; a device that is requested but absent is an error")
     fp32_matmul: Literal["fast", "default"] = Field(
         "default", description="default: PyTorch's own choice (MKL on x86); fast: fp32 matmuls "
         "via oneDNN when that keeps fp32 accuracy on this CPU (checked once per process)")
@@ -269,6 +273,14 @@ class TrainSpec(Section):
                         "grad_clip": None, "weight_decay": 0.0}
             data = {**defaults, **data}
         return data
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, value: str) -> str:
+        if not re.match(r"^(auto|cpu|cuda|cuda:\d+|mps)$", value):
+            raise ValueError(f"unknown device {value!r}; choose 'auto', 'cpu', 'cuda', "
+                             "'cuda:N' or 'mps'")
+        return value
 
     @field_validator("grid_update_epochs")
     @classmethod

@@ -199,7 +199,7 @@ class _MLPBase(BaseEstimator):
             model = self.model_ if warm else build_model(model_spec, data.schema, task.d_out)
             trainer = Trainer(model, task, data, train_spec, seed=seed, quiet=not self.verbose)
             state = trainer.fit()
-        model.eval()
+        model.cpu().eval()  # trained on `device`; predicts on the CPU
         self.model_, self.task_, self.schema_ = model, task, data.schema
         self.features_, self.target_ = data.features, data.target
         self.model_spec_ = model_spec

@@ -7,7 +7,6 @@ import inspect
 from typing import Any
 
 import numpy as np
-import torch
 from pydantic import ValidationError
 
 from mlplab.errors import SpecError
@@ -15,6 +14,7 @@ from mlplab.nn import registry
 from mlplab.nn.adapters import CAT_ENCODINGS as ADAPTER_CAT_ENCODINGS
 from mlplab.nn.blocks import is_nonlinear
 from mlplab.spec import ModelSpec, TrainSpec, _format_error
+from mlplab.train.device import resolve_device
 from mlplab.train.hooks import check_grid_schedule
 from mlplab.train.threads import default_threads
 
@@ -29,7 +29,6 @@ ARCHS: dict[str, tuple[str, str]] = {
 }
 NUM_EMBEDDINGS = (None, "none", "plr", "plr-lite", "ple")
 CAT_ENCODINGS = (None, *ADAPTER_CAT_ENCODINGS)  # None: one-hot for the TabM archs (TabM paper)
-DEVICES = ("auto", "cpu")  # "cuda" is refused until the trainer moves data (the speed issue)
 
 
 def model_spec(est: Any) -> ModelSpec:
@@ -77,11 +76,13 @@ def train_spec(est: Any) -> TrainSpec:
 
     With `optimizer="lbfgs"`, `lr` and `weight_decay` left at the estimator's defaults (AdamW's)
     take L-BFGS's (`lr` 1, the line search's first trial step; no weight decay)."""
+    resolve_device(est.device, field="device")  # unknown or absent: a SpecError naming it
     settings: dict[str, Any] = dict(
         optimizer=est.optimizer, lr=est.lr, weight_decay=est.weight_decay,
         batch_size=est.batch_size, epochs=est.max_epochs, warmup_epochs=0.0,
         schedule="constant", grad_clip=None, patience=est.patience, monitor=est.monitor,
-        precision=est.precision, grid_update_epochs=est.grid_update_epochs or [],
+        precision=est.precision, device=est.device,
+        grid_update_epochs=est.grid_update_epochs or [],
         grid_extend=est.grid_extend or {})
     if est.optimizer == "lbfgs":
         defaults = inspect.signature(type(est)).parameters
@@ -107,12 +108,7 @@ def check_schedule(est: Any, model: ModelSpec, train: TrainSpec) -> None:
 
 def torch_threads(est: Any) -> int:
     """The torch threads for fit/predict: `threads`, or the free cores (`default_threads`)."""
-    if est.device not in DEVICES and est.device != "cuda":
-        raise SpecError(f"device: unknown {est.device!r}; choose 'auto' or 'cpu'")
-    if est.device == "cuda":
-        why = ("torch.cuda.is_available() is False here" if not torch.cuda.is_available()
-               else "the estimators train on the CPU until GPU training lands")
-        raise SpecError(f"device: 'cuda' is not available ({why}); use 'auto' or 'cpu'")
+    resolve_device(est.device, field="device")  # unknown or absent: a SpecError naming it
     if est.threads is None:
         return default_threads()
     if isinstance(est.threads, bool) or not isinstance(est.threads, (int, np.integer)) \

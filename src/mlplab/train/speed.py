@@ -57,10 +57,11 @@ def fp32_matmul(mode: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-def autocast(precision: str) -> contextlib.AbstractContextManager:
-    """bf16 autocast on CPU (matmuls in bfloat16, weights stay fp32) or nothing for fp32."""
+def autocast(precision: str, device_type: str = "cpu") -> contextlib.AbstractContextManager:
+    """bf16 autocast on `device_type` (matmuls in bfloat16, weights stay fp32) or nothing
+    for fp32."""
     if precision == "bf16":
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device_type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

@@ -32,7 +32,9 @@ from mlplab.nn.aux_loss import total_aux_loss
 from mlplab.spec import TrainSpec
 from mlplab.tasks import Task, predict_batches
 from mlplab.train import checkpoint as ckpt
+from mlplab.train import distributed as ddp
 from mlplab.train import speed
+from mlplab.train.device import place_dataset, resolve_device, to_device
 from mlplab.train.hooks import EpochHook, hooks_from_spec
 from mlplab.train.optim import batch_rows, check_state_shapes, make_optimizer, take_step
 from mlplab.train.progress import EpochProgress
@@ -90,7 +92,12 @@ class Trainer:
                  seed: int = 0, run_dir: str | Path | None = None, quiet: bool = False,
                  flops_per_sample: int = 0, stop: Callable[[], bool] | None = None,
                  hooks: Sequence[EpochHook] = ()) -> None:
+        self.device = resolve_device(spec.device)
+        ddp.check_supported(spec.optimizer)
+        model.to(self.device)  # before the optimizer: its state lives beside the parameters
+        data, self.resident = place_dataset(data, self.device)
         self.model, self.task, self.data, self.spec = model, task, data, spec
+        self._ddp: tuple[list[int], nn.Module] | None = None  # (parameter ids, DDP wrapper)
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
         self.flops_per_sample = flops_per_sample
@@ -120,13 +127,15 @@ class Trainer:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
 
     def _save_checkpoint(self, improved: bool) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not ddp.is_main():  # data-parallel: rank 0 writes
             return
         opt_tensors, opt_meta = ckpt.optimizer_to_files(self.optimizer.state_dict())
         rng = {"torch": torch.get_rng_state(), "generator": self.generator.get_state()}
-        files = {
-            "model.safetensors": save({k: v.contiguous() for k, v in self._weights().items()}),
-            "optimizer.safetensors": save({k: v.contiguous() for k, v in opt_tensors.items()}),
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        files = {  # CPU copies: a checkpoint loads on a machine without the device
+            "model.safetensors": save({k: v.contiguous().cpu() for k, v in self._weights().items()}),
+            "optimizer.safetensors": save({k: v.contiguous().cpu() for k, v in opt_tensors.items()}),
             "optimizer.json": ckpt.json_bytes(opt_meta),
             "rng.safetensors": save(rng),
             "state.json": ckpt.json_bytes(asdict(self.state)),
@@ -134,7 +143,8 @@ class Trainer:
         previous = ckpt.latest_checkpoint(self.run_dir)
         link = {}
         if improved or previous is None:
-            files["best.safetensors"] = save({k: v.contiguous() for k, v in self.best_weights.items()})
+            files["best.safetensors"] = save({k: v.contiguous().cpu()
+                                              for k, v in self.best_weights.items()})
         else:
             link["best.safetensors"] = previous / "best.safetensors"
         try:
@@ -182,6 +192,8 @@ class Trainer:
         with ckpt.reading(where / "rng.safetensors", RuntimeError):
             torch.set_rng_state(rng["torch"])
             self.generator.set_state(rng["generator"])
+            if "cuda" in rng and self.device.type == "cuda":
+                torch.cuda.set_rng_state(rng["cuda"], self.device)
         with ckpt.reading(where / "state.json"):
             self.state = STATE.validate_python(ckpt.read_json(where / "state.json"))
 
@@ -199,30 +211,48 @@ class Trainer:
 
     def _train_steps(self) -> float:
         train: Split = self.data.train
-        perm = torch.randperm(len(train), generator=self.generator)
+        perm = torch.randperm(len(train), generator=self.generator)  # the same on every rank
+        if self.resident and self.device.type != "cpu":
+            perm = perm.to(self.device)
         if not self.model.training:  # a full-tree walk; evaluate() restores train mode
             self.model.train()
+        self._forward = self._wrapped()
         total = 0.0
         for start in batch_starts(len(train), self.batch_size):
-            idx = perm[start: start + self.batch_size]
-            x, x_cat = train.inputs(idx)
-            y, w = train.y[idx], train.w[idx] if train.w is not None else None
+            batch = perm[start: start + self.batch_size]
+            idx = ddp.local_rows(batch)  # this rank's part of the global batch
+            x, x_cat = (to_device(t, self.device) for t in train.inputs(idx))
+            y = to_device(train.y[idx], self.device)
+            w = to_device(train.w[idx], self.device) if train.w is not None else None
             self._set_lr()
             values: list[float] = []  # the task loss of each evaluation (L-BFGS makes several)
-            take_step(self.optimizer, functools.partial(self._evaluate_loss, x, x_cat, y, w, values),
+            scale = ddp.loss_scale(len(idx), len(batch))
+            take_step(self.optimizer,
+                      functools.partial(self._evaluate_loss, x, x_cat, y, w, values, scale),
                       params=self.params, grad_clip=self.spec.grad_clip)
             value = values[0]  # train_loss: the task loss alone, before the step
             total += value * len(idx)
             self.state.step += 1
-            self.state.samples_seen += len(idx)
-        return total / len(train)
+            self.state.samples_seen += len(batch)
+        return ddp.all_sum(total, self.device) / len(train)
+
+    def _wrapped(self) -> nn.Module:
+        """The module the step calls: the model, or its DDP wrapper in a process group
+        (rebuilt when a hook replaced parameters)."""
+        if not ddp.active():
+            return self.model
+        ids = list(map(id, self.params))
+        if self._ddp is None or self._ddp[0] != ids:
+            self._ddp = (ids, ddp.wrap(self.model, self.device))
+        return self._ddp[1]
 
     def _evaluate_loss(self, x: Tensor, x_cat: Tensor | None, y: Tensor, w: Tensor | None,
-                       values: list[float]) -> Tensor:
+                       values: list[float], scale: float = 1.0) -> Tensor:
         """The step's closure: forward, task loss plus auxiliary losses, backward (gradients
-        zeroed first); appends the task loss to `values` and returns the total."""
+        zeroed first); appends the task loss to `values` and returns the total. `scale`
+        weights this rank's part of a data-parallel batch (`distributed.loss_scale`)."""
         with self.autocast():
-            out = self.model(x, x_cat)
+            out = getattr(self, "_forward", self.model)(x, x_cat)
         loss = self.task.loss(out.float(), y, w)
         aux = total_aux_loss(self.model)  # MoE balance, KAN regularisation, ...
         values.append(loss.item())
@@ -232,7 +262,7 @@ class Trainer:
                 f"step {self.state.step + 1}; lower train.lr or check the data")
         self.optimizer.zero_grad(set_to_none=True)
         total = loss if aux is None else loss + aux.float()
-        total.backward()
+        (total * scale if scale != 1.0 else total).backward()
         return total
 
     def _check_weights_finite(self) -> None:
@@ -248,7 +278,7 @@ class Trainer:
         """The error for a run that went non-finite, saying honestly what survives. With a
         run directory it also writes `failed.json`, so `mlplab info` can tell a failed run
         from a killed one (which `--resume` continues)."""
-        if self.run_dir is None:
+        if self.run_dir is None or not ddp.is_main():
             return TrainingError(message)
         last = ckpt.latest_checkpoint(self.run_dir)
         if last is None:
@@ -264,12 +294,17 @@ class Trainer:
         return TrainingError(message)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return speed.autocast(self.spec.precision)
+        return speed.autocast(self.spec.precision, self.device.type)
 
     def evaluate(self, split: Split) -> dict[str, float]:
+        """Metrics of `split` (computed on the CPU, wherever the model runs)."""
+        def inputs(rows: slice) -> tuple[Tensor, Tensor | None]:
+            x, x_cat = split.inputs(rows)
+            return to_device(x, self.device), to_device(x_cat, self.device)
+
         with speed.fp32_matmul(self.spec.fp32_matmul), self.autocast():
-            out = predict_batches(self.model, split.inputs, len(split), self.spec.eval_batch_size)
-        return self.task.metrics(out, split.y)
+            out = predict_batches(self.model, inputs, len(split), self.spec.eval_batch_size)
+        return self.task.metrics(out.cpu(), split.y.cpu())
 
     def _improved(self, value: float) -> bool:
         best = self.state.best_value
