@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from lab_util import tiny_sweep, toml_text
 
@@ -81,5 +83,26 @@ def test_a_store_written_before_named_families_still_accepts_its_sweep(tmp_path)
         changed = {**spec, "family": {"a": {}}, "axes": {}}
         with pytest.raises(SpecError, match="different spec"):
             store.ensure_sweep("tiny", changed, {})
+    finally:
+        store.close()
+
+
+def test_a_store_written_before_newer_spec_fields_still_resumes(tmp_path):
+    """Fields added to the spec language later (here `inspect`, `model.block_options`) get
+    their defaults when the stored spec is compared, so an older store keeps resuming."""
+    sweep = parse_sweep(tiny_sweep())
+    spec = sweep.model_dump(mode="json")
+    old = json.loads(json.dumps(spec))
+    old["base"].pop("inspect")
+    old["base"]["model"].pop("block_options")
+    assert old != spec
+    store = Store(str(tmp_path / "lab.sqlite"))
+    try:
+        first = store.ensure_sweep("tiny", old, {})
+        again = store.ensure_sweep("tiny", spec, {}, normalise=lambda s: type(sweep).model_validate(
+            s).model_dump(mode="json"))
+        assert again == first
+        with pytest.raises(SpecError, match="different spec"):  # without it: refused
+            store.ensure_sweep("tiny", spec, {})
     finally:
         store.close()

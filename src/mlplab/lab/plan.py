@@ -99,7 +99,9 @@ def prepare(store: Store, spec: SweepSpec,
             planned: tuple[dict[str, Any], list[dict[str, Any]]] | None = None) -> int:
     """Register the sweep and its trials in the store (idempotent); returns the sweep id."""
     info, rows = planned if planned is not None else plan(spec)
-    sweep_id = store.ensure_sweep(spec.name, spec.model_dump(mode="json"), info)
+    sweep_id = store.ensure_sweep(
+        spec.name, spec.model_dump(mode="json"), info,
+        normalise=lambda stored: type(spec).model_validate(stored).model_dump(mode="json"))
     if spec.search is not None:
         direction = "maximize" if info["higher_is_better"][info["monitor"]] else "minimize"
         for row in rows:

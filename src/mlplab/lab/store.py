@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -208,14 +208,20 @@ class Store:
             row = conn.execute(select(sweeps).where(sweeps.c.name == name)).mappings().first()
         return dict(row) if row else None
 
-    def ensure_sweep(self, name: str, spec: dict[str, Any], info: dict[str, Any]) -> int:
-        """The sweep's id; creates it, or checks that the stored spec is the same one."""
+    def ensure_sweep(self, name: str, spec: dict[str, Any], info: dict[str, Any], *,
+                     normalise: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> int:
+        """The sweep's id; creates it, or checks that the stored spec is the same one.
+
+        `normalise` maps a stored spec to today's form (re-parsed: fields added to the spec
+        language since the sweep was stored get their defaults), so a newer mlplab keeps
+        resuming a store an older one wrote."""
         for _ in range(3):
             row = self.get_sweep(name)
             if row is not None:
-                if _canonical(row["spec"]) == _canonical(spec):
+                stored = _normalised(row["spec"], normalise)
+                if _canonical(stored) == _canonical(spec):
                     return int(row["id"])
-                if _canonical(_fixed_part(row["spec"])) != _canonical(_fixed_part(spec)):
+                if _canonical(_fixed_part(stored)) != _canonical(_fixed_part(spec)):
                     raise SpecError(f"name: the store {self.display_url} already holds a sweep "
                                     f"{name!r} with a different spec (only seeds, budgets and "
                                     "axis values may grow); use another name or --out")
@@ -371,6 +377,17 @@ def _fixed_part(spec: dict[str, Any]) -> dict[str, Any]:
         fixed["budget"].pop("flops", None)
         fixed["budget"]["kind"] = "params" if spec["budget"].get("params") else "flops"
     return fixed
+
+
+def _normalised(stored: dict[str, Any],
+                normalise: Callable[[dict[str, Any]], dict[str, Any]] | None) -> dict[str, Any]:
+    """The stored spec in today's form; as stored when it no longer parses (then it differs)."""
+    if normalise is None:
+        return stored
+    try:
+        return normalise(stored)
+    except (SpecError, ValueError):  # pydantic's ValidationError is a ValueError
+        return stored
 
 
 def _canonical(obj: Any) -> str:
