@@ -93,6 +93,7 @@ class Trainer:
                  flops_per_sample: int = 0, stop: Callable[[], bool] | None = None,
                  hooks: Sequence[EpochHook] = ()) -> None:
         self.device = resolve_device(spec.device)
+        self.precision = speed.resolve_precision(spec.precision, self.device)  # "auto" resolved
         ddp.check_supported(spec.optimizer)
         model.to(self.device)  # before the optimizer: its state lives beside the parameters
         data, self.resident = place_dataset(data, self.device)
@@ -294,7 +295,7 @@ class Trainer:
         return TrainingError(message)
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return speed.autocast(self.spec.precision, self.device.type)
+        return speed.autocast(self.precision, self.device.type)
 
     def evaluate(self, split: Split) -> dict[str, float]:
         """Metrics of `split` (computed on the CPU, wherever the model runs)."""

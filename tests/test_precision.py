@@ -1,0 +1,51 @@
+"""`train.precision`: "auto" resolution, and bf16 training as accurate as fp32 on a tiny digits
+run (the full-size comparison is in the benchmark: `mlplab bench`, bf16 accuracy)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import mlplab
+from mlplab.train import speed
+
+DIGITS = {
+    "seed": 0,
+    "data": {"source": "sklearn:digits"},
+    "model": {"block": "standard", "width": 64, "depth": 2},
+    "train": {"epochs": 6, "batch_size": 128, "lr": 3e-3, "patience": None, "threads": 1},
+}
+SEED_NOISE = 0.03  # test accuracy spread across seeds of this run (360 test rows)
+
+
+def test_explicit_precisions_pass_through() -> None:
+    cpu = torch.device("cpu")
+    assert speed.resolve_precision("fp32", cpu) == "fp32"
+    assert speed.resolve_precision("bf16", cpu) == "bf16"
+
+
+@pytest.mark.parametrize("amx", [True, False])
+def test_auto_is_bf16_exactly_where_the_cpu_has_amx(monkeypatch, amx: bool) -> None:
+    monkeypatch.setattr(speed, "cpu_has_fast_bf16", lambda: amx)
+    assert speed.resolve_precision("auto", torch.device("cpu")) == ("bf16" if amx else "fp32")
+
+
+def test_auto_is_accepted_by_the_spec_and_resolved_by_the_trainer() -> None:
+    from mlplab.run import _prepare
+    from mlplab.spec import parse_spec
+    from mlplab.train.trainer import Trainer
+
+    spec = parse_spec({**DIGITS, "train": {**DIGITS["train"], "precision": "auto"}})
+    data, task, model, _ = _prepare(spec)
+    trainer = Trainer(model, task, data, spec.train, quiet=True)
+    assert trainer.precision == ("bf16" if speed.cpu_has_fast_bf16() else "fp32")
+    assert spec.train.precision == "auto"  # the spec keeps what was asked
+
+
+def test_bf16_digits_accuracy_within_seed_noise_of_fp32() -> None:
+    acc = {}
+    for precision in ("fp32", "bf16"):
+        spec = {**DIGITS, "train": {**DIGITS["train"], "precision": precision}}
+        acc[precision] = mlplab.train(spec).metrics["test"]["accuracy"]
+    assert acc["fp32"] > 0.85
+    assert abs(acc["bf16"] - acc["fp32"]) <= SEED_NOISE, acc
