@@ -122,3 +122,12 @@ def test_gpu_estimator_fits_and_predicts() -> None:
     X, y = load_iris(return_X_y=True)
     est = mlplab.MLPClassifier(device="cuda", max_epochs=5, random_state=0).fit(X, y)
     assert (est.predict(X) == y).mean() > 0.6
+
+
+def test_bench_peaks_name_their_device() -> None:
+    from mlplab.bench.peak import measure_peaks
+
+    rows = measure_peaks(n=64, seconds=0.003)
+    devices = {r["device"] for r in rows}
+    assert devices == {"cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))}
+    assert {r["dtype"] for r in rows if r["device"] == "cpu"} == {"float32", "bfloat16"}

@@ -49,3 +49,12 @@ def test_bf16_digits_accuracy_within_seed_noise_of_fp32() -> None:
         acc[precision] = mlplab.train(spec).metrics["test"]["accuracy"]
     assert acc["fp32"] > 0.85
     assert abs(acc["bf16"] - acc["fp32"]) <= SEED_NOISE, acc
+
+
+def test_bench_table_puts_bf16_against_the_bf16_peak() -> None:
+    from mlplab.bench.report import throughput_table
+
+    rows = [dict(width=8, batch=8, contender=c, samples_per_s=r, samples_per_cpu_s=r,
+                 gflops=r * 1e-3) for c, r in [("mlplab fp32", 100), ("mlplab bf16", 300)]]
+    table = throughput_table(rows, 1.0, peak_bf16=1.0)
+    assert "bf16 ÷ bf16 peak" in table and table.rstrip().endswith("| 30% |")

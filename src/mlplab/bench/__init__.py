@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from mlplab.bench.training import CONTENDERS
+from mlplab.bench.training import CONTENDERS, CUDA_CONTENDERS
 
-ALL = list(CONTENDERS)
+ALL = [n for n in CONTENDERS if n not in CUDA_CONTENDERS]
 FAST = ["mlplab fp32", "mlplab bf16", "torch loop"]
 
 # (width, batch, contenders): sklearn/skorch where they finish in seconds, not minutes
@@ -88,8 +88,10 @@ def ablation(width: int, batch: int, *, budget: float, repeats: int,
     return rows
 
 
-def log_ratios(rows: list[dict], peak_fp32: float, log: Callable[[str], None]) -> None:
-    """Print mlplab fp32 ÷ each contender and ÷ the fp32 peak, per (width, batch)."""
+def log_ratios(rows: list[dict], peak_fp32: float, log: Callable[[str], None],
+               peak_bf16: float | None = None) -> None:
+    """Print mlplab fp32 ÷ each contender and ÷ the fp32 peak (and mlplab bf16 ÷ the bf16
+    peak), per (width, batch)."""
     from mlplab.bench.report import ratio
 
     log("ratios (wall time)")
@@ -102,6 +104,8 @@ def log_ratios(rows: list[dict], peak_fp32: float, log: Callable[[str], None]) -
                 a, c = (rate[name], fp32) if name == "mlplab bf16" else (fp32, rate[name])
                 label = "bf16 ÷ fp32" if name == "mlplab bf16" else f"÷ {name}"
                 parts.append(f"{label} {ratio(a['samples_per_s'], c['samples_per_s'])}")
+        if peak_bf16 and "mlplab bf16" in rate:
+            parts.append(f"bf16 ÷ bf16 peak {rate['mlplab bf16']['gflops'] / peak_bf16:.0%}")
         log(f"  width {w:5d} batch {b:5d} mlplab fp32: " + ", ".join(parts))
 
 
@@ -159,19 +163,24 @@ def run_benchmark(*, quick: bool = False, out: str | Path | None = "BENCHMARKS.m
     for p in peaks:
         log(f"  {p['route']:42s} {p['gflops']:7.0f} GFLOP/s")
     log("training throughput")
-    rows = training.measure_grid(QUICK_GRID if quick else FULL_GRID, budget=budget,
-                                 repeats=repeats, log=log)
+    grid = QUICK_GRID if quick else FULL_GRID
+    if torch.cuda.is_available():  # the trainer on the GPU too, at width 1024, batch 1024
+        grid = [*grid, (1024, 1024, ["mlplab fp32", *CUDA_CONTENDERS])]
+    rows = training.measure_grid(grid, budget=budget, repeats=repeats, log=log)
     log("matmul peak, again (the best of both measurements counts: the machine may be busy)")
     peaks = [max(a, b, key=lambda p: p["gflops"])
              for a, b in zip(peaks, peak.measure_peaks(seconds=0.3 if quick else 1.5),
                              strict=True)]
     for p in peaks:
         log(f"  {p['route']:42s} {p['gflops']:7.0f} GFLOP/s")
-    peak_fp32 = max(p["gflops"] for p in peaks if p["fp32_accurate"])
-    peak_cpu = max(p["gflops_per_cpu_s"] for p in peaks if p["fp32_accurate"])
-    log_ratios(rows, peak_fp32, log)
+    on_cpu = [p for p in peaks if p.get("device", "cpu") == "cpu"]  # training runs there
+    peak_fp32 = max(p["gflops"] for p in on_cpu if p["fp32_accurate"])
+    peak_cpu = max(p["gflops_per_cpu_s"] for p in on_cpu if p["fp32_accurate"])
+    bf16 = next(p for p in on_cpu if p["dtype"] == "bfloat16")
+    log_ratios(rows, peak_fp32, log, peak_bf16=bf16["gflops"])
     results: dict[str, Any] = {"peaks": peaks, "peak_fp32": peak_fp32,
-                               "peak_fp32_cpu": peak_cpu, "training": rows}
+                               "peak_fp32_cpu": peak_cpu, "peak_bf16": bf16["gflops"],
+                               "peak_bf16_cpu": bf16["gflops_per_cpu_s"], "training": rows}
     log("trainer ablation")
     results["ablation"] = ablation(1024, 512 if quick else 1024, budget=budget,
                                    repeats=repeats, log=log)

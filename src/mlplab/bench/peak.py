@@ -1,4 +1,5 @@
-"""The machine's matmul limit: GFLOP/s of a large square matmul on each route PyTorch offers."""
+"""The machine's matmul limit: GFLOP/s of a large square matmul on each route PyTorch offers,
+on the CPU and on each CUDA device present."""
 
 from __future__ import annotations
 
@@ -17,19 +18,33 @@ ROUTES = [
 ]
 
 
+# the same routes on a CUDA device (TF32 is the 'high' route there)
+CUDA_ROUTES = [
+    ("cuda fp32 (precision 'highest')", torch.float32, "highest", True),
+    ("cuda fp32 in, TF32 math (precision 'high')", torch.float32, "high", False),
+    ("cuda bf16", torch.bfloat16, "highest", False),
+]
+
+
 def matmul_gflops(dtype: torch.dtype, precision: str, *, n: int = 2048,
-                  seconds: float = 0.6, repeats: int = 3) -> tuple[float, float]:
-    """Best-of-`repeats` `(GFLOP/s of wall time, GFLOP per CPU-second)` of `(n, n) @ (n, n)`."""
-    a = torch.randn(n, n).to(dtype)
-    b = torch.randn(n, n).to(dtype)
+                  seconds: float = 0.6, repeats: int = 3,
+                  device: str | torch.device = "cpu") -> tuple[float, float]:
+    """Best-of-`repeats` `(GFLOP/s of wall time, GFLOP per CPU-second)` of `(n, n) @ (n, n)`
+    on `device` (CUDA: synchronised after each matmul batch; per CPU-second is then moot)."""
+    device = torch.device(device)
+    a = torch.randn(n, n).to(device, dtype)
+    b = torch.randn(n, n).to(device, dtype)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     best_wall = best_cpu = 0.0
     with float32_matmul_precision(precision):
         a @ b
+        sync()
         for _ in range(repeats):
             count, start, cpu = 0, time.perf_counter(), time.process_time()
             while True:
                 a @ b
                 count += 1
+                sync()
                 elapsed = time.perf_counter() - start
                 if elapsed >= seconds / repeats:
                     break
@@ -40,13 +55,19 @@ def matmul_gflops(dtype: torch.dtype, precision: str, *, n: int = 2048,
 
 
 def measure_peaks(*, n: int = 2048, seconds: float = 0.6) -> list[dict]:
-    """One row per route: GFLOP/s (wall and per CPU-second) and error vs float64."""
+    """One row per route and device (the CPU; each CUDA device present): GFLOP/s (wall and
+    per CPU-second), error vs float64 (CPU fp32 routes)."""
     rows = []
-    for label, dtype, precision, exact in ROUTES:
-        wall, cpu = matmul_gflops(dtype, precision, n=n, seconds=seconds)
-        rows.append({
-            "route": label, "dtype": str(dtype).removeprefix("torch."), "precision": precision,
-            "gflops": wall, "gflops_per_cpu_s": cpu,
-            "rel_error": matmul_rel_error(precision) if dtype == torch.float32 else None,
-            "fp32_accurate": exact})
+    targets = [("cpu", ROUTES)] + [(f"cuda:{i}", CUDA_ROUTES)
+                                   for i in range(torch.cuda.device_count())]
+    for device, routes in targets:
+        for label, dtype, precision, exact in routes:
+            wall, cpu = matmul_gflops(dtype, precision, n=n, seconds=seconds, device=device)
+            on_cpu = device == "cpu"
+            rows.append({
+                "route": label if on_cpu else f"{label} on {device}", "device": device,
+                "dtype": str(dtype).removeprefix("torch."), "precision": precision,
+                "gflops": wall, "gflops_per_cpu_s": cpu,
+                "rel_error": matmul_rel_error(precision) if on_cpu and dtype == torch.float32
+                else None, "fp32_accurate": exact})
     return rows

@@ -25,8 +25,10 @@ def ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a and b else "—"
 
 
-def throughput_table(rows: list[dict], peak_fp32: float, key: str = "samples_per_s") -> str:
-    """One line per (width, batch); `key` = "samples_per_s" (wall) or "samples_per_cpu_s"."""
+def throughput_table(rows: list[dict], peak_fp32: float, key: str = "samples_per_s",
+                     peak_bf16: float | None = None) -> str:
+    """One line per (width, batch); `key` = "samples_per_s" (wall) or "samples_per_cpu_s".
+    With `peak_bf16` (the same run's bf16 matmul peak), a "bf16 ÷ bf16 peak" column."""
     names = ["mlplab fp32", "mlplab bf16", "torch loop", "sklearn", "skorch"]
     keys = sorted({(r["width"], r["batch"]) for r in rows})
     body = []
@@ -42,9 +44,12 @@ def throughput_table(rows: list[dict], peak_fp32: float, key: str = "samples_per
                        ratio(rates["mlplab fp32"], rates["torch loop"]),
                        ratio(rates["mlplab fp32"], rates["sklearn"]),
                        ratio(rates["mlplab fp32"], rates["skorch"])])
+        if peak_bf16:
+            body[-1].append(f"{fps * rates['mlplab bf16'] / peak_bf16:.0%}"
+                            if rates["mlplab bf16"] else "—")
     header = ["width", "batch"] + [f"{n} ({unit})" for n in names] + [
         "mlplab fp32 GFLOP/" + unit.split("/")[1], "÷ fp32 peak", "bf16 ÷ fp32", "÷ torch loop", "÷ sklearn",
-        "÷ skorch"]
+        "÷ skorch"] + (["bf16 ÷ bf16 peak"] if peak_bf16 else [])
     return _table(header, body)
 
 
@@ -83,11 +88,26 @@ def render(results: dict[str, Any]) -> str:
              "with the same matmul shapes (hidden sizes w, 4w, w, …; no skips/norms; float32); "
              "`skorch` = `NeuralNetClassifier` on the same module. GFLOP/s = forward FLOPs "
              "from `mlplab.count` x 3.", "",
-             throughput_table(results["training"], peak_fp32), "",
+             throughput_table(results["training"], peak_fp32,
+                              peak_bf16=results.get("peak_bf16")), "",
              "The same runs measured in process CPU time (samples per CPU-second; what other "
              "jobs on a shared machine distort least — with idle cores, wall time is the "
              "figure that counts):", "",
-             throughput_table(results["training"], peak_cpu, key="samples_per_cpu_s"), ""]
+             throughput_table(results["training"], peak_cpu, key="samples_per_cpu_s",
+                              peak_bf16=results.get("peak_bf16_cpu")), ""]
+    cuda = [r for r in results["training"] if r["contender"].endswith(" cuda")]
+    if cuda:  # the trainer on the GPU (`train.device = "cuda"`), against that GPU's peaks
+        gpu_peak = {p["dtype"]: p["gflops"] for p in results["peaks"]
+                    if p.get("device") == "cuda:0" and p["precision"] == "highest"}
+
+        def share(r: dict) -> str:
+            peak = gpu_peak.get("bfloat16" if "bf16" in r["contender"] else "float32")
+            return f"{r['gflops'] / peak:.0%}" if peak else "—"
+
+        parts += ["### On CUDA (cuda:0)", "", _table(
+            ["width", "batch", "contender", "samples/s", "GFLOP/s", "÷ same-dtype peak"],
+            [[r["width"], r["batch"], r["contender"], f"{r['samples_per_s']:,.0f}",
+              f"{r['gflops']:.0f}", share(r)] for r in cuda]), ""]
     if results.get("ablation"):
         ref = results["ablation"][0]
         parts += ["### What each trainer change buys (same model and data)", "",

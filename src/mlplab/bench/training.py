@@ -84,14 +84,14 @@ class Contender:
 def mlplab_contender(width: int, x: Tensor, y: Tensor, batch: int, *, precision: str = "fp32",
                      fp32_matmul: str = "default",
                      optimizer_override: Callable[[nn.Module], torch.optim.Optimizer] | None = None,
-                     compile_model: bool = False) -> Contender:
+                     compile_model: bool = False, device: str = "cpu") -> Contender:
     """mlplab's `Trainer`; an epoch is `Trainer._train_epoch`, the body of `Trainer.fit`'s loop
     (the per-epoch validation that `fit` adds is not timed, as in `Trainer.timings`)."""
     model = residual_mlp(width)
     if compile_model:  # compiled during the warm-up epoch
         model = torch.compile(model)  # type: ignore[assignment]
     spec = TrainSpec(lr=LR, batch_size=batch, epochs=100, patience=None, warmup_epochs=0.0,
-                     precision=precision, fp32_matmul=fp32_matmul)
+                     precision=precision, fp32_matmul=fp32_matmul, device=device)
     trainer = Trainer(model, Classification(N_CLASSES), as_dataset(x, y), spec, quiet=True)
     if optimizer_override is not None:
         trainer.optimizer = optimizer_override(model)
@@ -156,6 +156,11 @@ CONTENDERS: dict[str, Callable[..., Contender]] = {
     "sklearn": sklearn_contender,
     "skorch": skorch_contender,
 }
+CUDA_CONTENDERS: dict[str, Callable[..., Contender]] = {  # `mlplab bench` adds them on CUDA
+    "mlplab fp32 cuda": lambda *a: mlplab_contender(*a, device="cuda"),
+    "mlplab bf16 cuda": lambda *a: mlplab_contender(*a, precision="bf16", device="cuda"),
+}
+CONTENDERS.update(CUDA_CONTENDERS)
 
 
 def best_epochs(contenders: dict[str, Contender], repeats: int
