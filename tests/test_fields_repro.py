@@ -43,7 +43,7 @@ def test_fresh_is_judged_against_the_best_grid_value() -> None:
     parse_sweep(parts[0].sweep)
     close = repro.verdict(_runs([30.0, 30.2, 29.9], [30.1, 30.0, 30.2], [25, 25.5, 25.2]),
                           protocol)
-    assert close.outcome == AGREES and "sigma-4" in close.comparisons[0].claim
+    assert close.outcome == AGREES and "camera: sigma-4" in close.comparisons[0].claim
     far = repro.verdict(_runs([26.0, 26.1, 25.9], [30.1, 30.0, 30.2], [25, 25.5, 25.2]),
                         protocol)
     assert far.outcome == DISAGREES
