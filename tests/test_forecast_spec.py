@@ -63,7 +63,7 @@ def test_forecast_options_and_head_are_checked(series_csv):
     with pytest.raises(SpecError, match="task.options.horizon: unknown key"):
         mlplab.train(bad)
     pool = spec(series_csv)
-    pool["model"]["head"] = "auto"
+    pool["model"].update(adapter="sequence", head="auto")
     with pytest.raises(SpecError, match="model.head: a forecast run"):
         mlplab.train(pool)
 

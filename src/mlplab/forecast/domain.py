@@ -101,8 +101,9 @@ def encode_windows(w: Windows, instance_norm: bool) -> Split:
 
 
 def build_forecast_dataset(spec: Any) -> Dataset:
-    if spec.model.adapter in ("auto", "sequence") and spec.model.head not in ("forecast",
-                                                                              "flatten"):
+    # (an "auto" adapter is left alone: a sweep builds the data from its base spec, whose
+    # families set the adapter and head)
+    if spec.model.adapter == "sequence" and spec.model.head not in ("forecast", "flatten"):
         from mlplab.errors import SpecError
 
         raise SpecError(f"model.head: a forecast run maps the time-step tokens to the horizon: "
