@@ -99,19 +99,19 @@ def metric_name(data: Dataset) -> str:
 # -- neural contenders: one loop --------------------------------------------------------------
 
 def train_torch(model: torch.nn.Module, data: Dataset, args: argparse.Namespace,
-                seed: int) -> tuple[np.ndarray, float, float, float, int]:
+                seed: int, precision: str = "fp32") -> tuple[np.ndarray, float, float, float, int]:
     task = make_task(data.target.kind, data.target)
     monitor = "log_loss" if data.target.kind == "classification" else "rmse"
     spec = TrainSpec(lr=args.lr, weight_decay=3e-4, batch_size=args.batch_size, epochs=args.epochs,
                      warmup_epochs=0, schedule="constant", grad_clip=None, patience=args.patience,
-                     monitor=monitor)
+                     monitor=monitor, precision=precision)
     trainer = Trainer(model, task, data, spec, seed=seed, quiet=True)
     t0 = time.perf_counter()
     state = trainer.fit()
     fit_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     out = predict_batches(model, data.test.inputs, len(data.test), 4096)
-    combined = task.combine(out)
+    combined = task.combine(out.float())
     pred = combined.exp() if data.target.kind == "classification" else combined.squeeze(-1)
     predict_s = time.perf_counter() - t0
     return pred.numpy(), fit_s, predict_s, state.train_seconds / max(state.epoch, 1), state.epoch
@@ -199,12 +199,16 @@ def contenders(args: argparse.Namespace) -> dict[str, Callable]:
                                                              **common)),
         "official TabM": official_tabm(args),
     }
+    precisions = {name: "fp32" for name in nets}
+    # the same TabM under train.precision = "bf16" (matmuls on the AMX tiles; not in the
+    # default list of contenders: --contenders "mlplab TabM bf16" ...)
+    nets["mlplab TabM bf16"], precisions["mlplab TabM bf16"] = nets["mlplab TabM"], "bf16"
     runs: dict[str, Callable] = {}
     for name, make in nets.items():
-        def run(data: Dataset, seed: int, make=make) -> tuple:
+        def run(data: Dataset, seed: int, make=make, precision=precisions[name]) -> tuple:
             torch.manual_seed(seed)
             model = make(data, make_task(data.target.kind, data.target).d_out)
-            return train_torch(model, data, args, seed)
+            return train_torch(model, data, args, seed, precision)
         runs[name] = run
     runs["sklearn MLP"] = lambda data, seed: train_sklearn("mlp", data, args, seed)
     runs["sklearn HGB"] = lambda data, seed: train_sklearn("hgb", data, args, seed)
@@ -228,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     runs = contenders(args)
-    chosen = args.contenders or list(runs)
+    chosen = args.contenders or [n for n in runs if n != "mlplab TabM bf16"]
     rows: list[dict[str, Any]] = []
     for bench in [b for b in DATASETS + EXTRA if b.name in args.datasets]:
         for seed in range(args.seeds):

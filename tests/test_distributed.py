@@ -164,3 +164,20 @@ def test_two_processes_match_one_and_resume_after_kill_9(tmp_path: Path) -> None
     _assert_same(a, b)
     for ca, cb in zip(a["curves"], b["curves"], strict=True):
         assert cb["train_loss"] == pytest.approx(ca["train_loss"], rel=TOL)
+
+
+@pytest.mark.slow
+def test_a_sweep_trial_in_two_processes_matches_one(tmp_path: Path) -> None:
+    import mlplab
+    from mlplab.rundir import read_spec
+
+    base = {"name": "ddp", "seeds": [0], "data": {"source": "sklearn:iris"},
+            "model": {"block": "standard", "width": 16, "depth": 2},
+            "train": {"epochs": 4, "batch_size": 15, "patience": None, "threads": 1},
+            "axes": {"model.width": [16]}, "execution": {"nproc": 2}}
+    result = mlplab.sweep(base, out=tmp_path / "sweep", workers=0)
+    assert result.counts == {"done": 1}, result.errors
+    trial = next((tmp_path / "sweep" / "trials").iterdir())
+    one = mlplab.train(read_spec(trial), out=tmp_path / "one")
+    _assert_same(_metrics(tmp_path / "one"), _metrics(trial))
+    assert one.epochs == 4

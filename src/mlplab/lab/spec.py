@@ -113,6 +113,8 @@ class ExecutionSpec(_Section):
 
     lease_seconds: float = Field(60.0, gt=0.5, description="a silent claim expires after this")
     keep_checkpoints: bool = Field(False, description="keep each trial's epoch checkpoints")
+    nproc: int = Field(1, ge=1, description="processes per trial: > 1 trains each trial "
+                       "data-parallel (DDP via torchrun, the worker's threads split between them)")
 
 
 class SweepSpec(_Section):

@@ -174,8 +174,14 @@ class Worker:
             resume = _same_spec(run_dir, spec)
             if run_dir.exists() and not resume:
                 shutil.rmtree(run_dir)
-            result = mlplab.train(spec, out=run_dir, resume=resume, quiet=True,
-                                  stop=beat.lost.is_set)
+            if self.spec.execution.nproc > 1:  # this trial data-parallel, in N processes
+                from mlplab.train.launch import train_processes
+
+                result = train_processes(spec, run_dir, nproc=self.spec.execution.nproc,
+                                         resume=resume, stop=beat.lost.is_set)
+            else:
+                result = mlplab.train(spec, out=run_dir, resume=resume, quiet=True,
+                                      stop=beat.lost.is_set)
             if not self.store.heartbeat(row["id"], token, self.lease):
                 raise TrainingStopped(f"training finished after epoch {result.epochs}")
             if not self.spec.execution.keep_checkpoints:
