@@ -6,8 +6,11 @@ FFT magnitude spectrum (DC dropped, normalised to sum 1) is compared with the ta
 Wasserstein distance over frequency bins (`scipy.stats.wasserstein_distance`); the closest
 candidate wins (Kania et al., FreSh). Each candidate's spectrum is averaged over `n_inits`
 initialisations (seeds `seed`, `seed + 1`, ...), so the choice does not hang on one draw.
-Like the paper's code, only the lowest `spectrum_size` frequency bins are compared (128; 64
-for SIREN, as the authors recommend): the noise floor above them would swamp the distance.
+Like the paper's code, only the lowest `spectrum_size` frequency bins are compared: the noise
+floor above them would swamp the distance. The authors recommend 128 bins (64 for SIREN) on
+their 512-1024 px images, i.e. half the Nyquist range of a 512 px side (a quarter for
+SIREN); the default here keeps that fraction for any size: `min(shape) // 4` bins
+(`// 8` for SIREN's `omega_0`), 64 on a 256 x 256 image.
 """
 
 from __future__ import annotations
@@ -24,7 +27,12 @@ DEFAULT_CANDIDATES: dict[str, tuple[float, ...]] = {
     "omega_0": (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0),
     "finest_resolution": (32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 2048.0),
 }
-SPECTRUM_SIZE = {"omega_0": 64}  # default 128
+NYQUIST_FRACTION = {"omega_0": 0.25}  # of the Nyquist range compared; default 0.5
+
+
+def default_spectrum_size(option: str, shape: Sequence[int]) -> int:
+    """Bins compared by default: half the Nyquist range (a quarter for SIREN), at least 8."""
+    return max(8, int(min(shape) // 2 * NYQUIST_FRACTION.get(option, 0.5)))
 
 
 def radial_spectrum(values: np.ndarray | torch.Tensor, shape: Sequence[int],
@@ -96,7 +104,7 @@ def fresh_select(make_model: Callable[[float], nn.Module], coords: torch.Tensor,
     values = [float(c) for c in (candidates or DEFAULT_CANDIDATES[option])]
     if not values:
         raise ValueError("FreSh needs at least one candidate value")
-    size = spectrum_size or SPECTRUM_SIZE.get(option, 128)
+    size = spectrum_size or default_spectrum_size(option, shape)
     want = radial_spectrum(target, shape, size)
     state = torch.get_rng_state()
     distances = []
