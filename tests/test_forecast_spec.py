@@ -75,3 +75,4 @@ def test_repro_tsmixer_runs_a_small_protocol(tmp_path):
     assert list(verdict.table["cell"]) == ["a10"]
     assert {"tsmixer", "ets", "seasonal_naive"} <= set(verdict.table.columns)
     assert any("ties or beats ETS on" in n for n in verdict.notes)
+

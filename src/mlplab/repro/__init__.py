@@ -82,6 +82,7 @@ sys.modules[__name__].__class__ = _CallableModule
 
 from mlplab.repro import fields as _fields  # noqa: E402,F401  (registers fourier-features, fresh)
 from mlplab.repro import hourglass as _hourglass  # noqa: E402,F401  (registers hourglass)
+from mlplab.repro import icl as _icl  # noqa: E402,F401  (registers icl)
 from mlplab.repro import kan_vs_mlp as _kan_vs_mlp  # noqa: E402,F401  (registers kan-vs-mlp)
 from mlplab.repro import lazy_neurons as _lazy  # noqa: E402,F401  (registers lazy-neurons)
 from mlplab.repro import tabm as _tabm  # noqa: E402,F401  (registers tabm)
