@@ -58,3 +58,32 @@ def test_bench_table_puts_bf16_against_the_bf16_peak() -> None:
                  gflops=r * 1e-3) for c, r in [("mlplab fp32", 100), ("mlplab bf16", 300)]]
     table = throughput_table(rows, 1.0, peak_bf16=1.0)
     assert "bf16 ÷ bf16 peak" in table and table.rstrip().endswith("| 30% |")
+
+
+def test_bf16_linear_matches_autocast_gradients() -> None:
+    """mlplab's linear under bf16 autocast (contiguous g.T for the weight gradient) gives
+    autocast's output and gradients (same bf16 products, fp32 parameter gradients)."""
+    from mlplab.nn import bf16_linear
+    from mlplab.nn.units import LinearUnit
+
+    torch.manual_seed(0)
+    unit, x = LinearUnit(64, 32), torch.randn(3, 40, 64, requires_grad=True)
+    grads = {}
+    for enabled in (False, True):
+        bf16_linear.ENABLED = enabled
+        try:
+            unit.zero_grad()
+            x.grad = None
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                out = unit(x)
+            assert out.dtype == torch.bfloat16
+            assert (type(out.grad_fn).__name__ == "_Bf16LinearBackward") == enabled
+            out.float().square().sum().backward()
+            grads[enabled] = [x.grad, unit.weight.grad, unit.bias.grad]
+        finally:
+            bf16_linear.ENABLED = True
+    for ref, got in zip(grads[False], grads[True], strict=True):
+        assert got.dtype == ref.dtype == torch.float32
+        torch.testing.assert_close(got, ref, rtol=2e-2, atol=1e-2)
+    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert unit(x).grad_fn is None  # inference: plain F.linear

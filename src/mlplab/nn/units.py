@@ -11,6 +11,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from mlplab.nn.bf16_linear import linear
 from mlplab.nn.registry import register_unit
 
 
@@ -20,6 +21,9 @@ class LinearUnit(nn.Linear):
 
     def __init__(self, d_in: int, d_out: int, *, bias: bool = True) -> None:
         super().__init__(d_in, d_out, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return linear(x, self.weight, self.bias)  # bf16 autocast: the faster weight gradient
 
 
 class FrozenLinear(nn.Module):

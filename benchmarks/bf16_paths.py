@@ -1,0 +1,113 @@
+"""Where bf16 training loses time on this CPU: matmul layouts and autocast vs a bf16 model.
+
+    OMP_WAIT_POLICY=PASSIVE .venv/bin/python benchmarks/bf16_paths.py [--threads 1]
+
+1. GFLOP per CPU-second of the three matmuls of a bf16 linear layer's step at the benchmark
+   shapes (forward `x @ W.T`, input gradient `g @ W`, weight gradient `g.T @ x`, and the
+   weight gradient with `g.T` made contiguous first).
+2. Forward + backward of the benchmark's residual MLP (width 1024, batch 1024) under bf16
+   autocast (fp32 weights) vs the same model cast to bf16 (parameters and activations): the
+   ceiling of "bf16 parameters with fp32 master weights in the optimizer".
+3. The same step with mlplab's bf16 linear (`mlplab.nn.bf16_linear`) vs autocast's own.
+CPU time, best of several calls, measured back to back in one process (a loaded machine
+distorts it least).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+from mlplab.bench.training import residual_mlp
+
+BF = torch.bfloat16
+
+
+def cpu_seconds(f: Callable[[], object], n: int = 5) -> float:
+    f()
+    best = float("inf")
+    for _ in range(n):
+        start = time.process_time()
+        f()
+        best = min(best, time.process_time() - start)
+    return best
+
+
+def layer_rates(batch: int, d_in: int, d_out: int) -> dict[str, float]:
+    """GFLOP/CPU-s of each matmul of one bf16 linear layer `(batch, d_in) -> (batch, d_out)`."""
+    x, w = torch.randn(batch, d_in, dtype=BF), torch.randn(d_out, d_in, dtype=BF)
+    g = torch.randn(batch, d_out, dtype=BF)
+    gflop = 2 * batch * d_in * d_out / 1e9
+    return {name: gflop / cpu_seconds(f) for name, f in {
+        "forward x @ W.T": lambda: x @ w.t(),
+        "input grad g @ W": lambda: g @ w,
+        "weight grad g.T @ x": lambda: g.t() @ x,
+        "weight grad g.T.contiguous() @ x": lambda: g.t().contiguous() @ x,
+    }.items()}
+
+
+def matmul_layouts(batch: int = 1024) -> None:
+    for d_in, d_out in ((1024, 4096), (4096, 1024)):
+        rates = layer_rates(batch, d_in, d_out)
+        print(f"linear {d_in} -> {d_out}, batch {batch}: " + ", ".join(
+            f"{k} {v:.0f}" for k, v in rates.items()) + " GFLOP/CPU-s")
+
+
+def autocast_vs_bf16_model(width: int = 1024, batch: int = 1024) -> None:
+    m32 = residual_mlp(width)
+    m16 = copy.deepcopy(m32).to(BF)
+    x, y = torch.randn(batch, 128), torch.randint(0, 10, (batch,))
+
+    def autocast_step() -> None:
+        with torch.autocast("cpu", dtype=BF):
+            out = m32(x, None)
+        F.cross_entropy(out.float(), y).backward()
+
+    def bf16_step() -> None:
+        F.cross_entropy(m16(x.to(BF), None).float(), y).backward()
+
+    for _ in range(3):
+        a, b = cpu_seconds(autocast_step, 4), cpu_seconds(bf16_step, 4)
+        print(f"width {width} batch {batch} fwd+bwd CPU s: autocast {a:.3f}, bf16 model "
+              f"{b:.3f} ({a / b:.2f}x)")
+
+
+def custom_linear_vs_autocast(width: int = 1024, batch: int = 1024) -> None:
+    """The training step's forward + backward with mlplab's bf16 linear (contiguous `g.T` for
+    the weight gradient) vs autocast's own linear backward, alternating."""
+    from mlplab.nn import bf16_linear
+
+    model = residual_mlp(width)
+    x, y = torch.randn(batch, 128), torch.randint(0, 10, (batch,))
+
+    def step() -> None:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=BF):
+            out = model(x, None)
+        F.cross_entropy(out.float(), y).backward()
+
+    for _ in range(3):
+        bf16_linear.ENABLED = False
+        a = cpu_seconds(step, 4)
+        bf16_linear.ENABLED = True
+        b = cpu_seconds(step, 4)
+        print(f"width {width} batch {batch} fwd+bwd CPU s: autocast linear {a:.3f}, mlplab "
+              f"bf16 linear {b:.3f} ({a / b:.2f}x)")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"threads {args.threads}, 1-min load {os.getloadavg()[0]:.2f}")
+    matmul_layouts()
+    autocast_vs_bf16_model()
+    custom_linear_vs_autocast()
+    print(f"1-min load after {os.getloadavg()[0]:.2f}")
