@@ -68,7 +68,8 @@ def save_signal_plot(pred: np.ndarray, target: np.ndarray, path: str | Path) -> 
 
 
 def save_psnr_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
-                     path: str | Path, *, title: str = "", marks: Sequence[float] = ()) -> Path:
+                     path: str | Path, *, title: str = "", marks: Sequence[float] = (),
+                     xlabel: str = "wall seconds (training)") -> Path:
     """PSNR (dB) against wall seconds, one line per name: `{name: (seconds, psnr)}`."""
     import matplotlib
 
@@ -81,7 +82,7 @@ def save_psnr_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
         ax.plot(list(secs), list(values), lw=1.4, label=name)
     for mark in marks:
         ax.axhline(mark, color="0.8", lw=0.8, zorder=0)
-    ax.set_xlabel("wall seconds (training)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("PSNR (dB)")
     if title:
         ax.set_title(title, fontsize=10)
