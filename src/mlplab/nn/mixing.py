@@ -43,8 +43,9 @@ from mlplab.nn.registry import register_block
 
 def check_tokens(tokens: Any, block: str) -> int:
     if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 1:
-        raise SpecError(f"model.block_options.tokens: block {block!r} needs the number of "
-                        f"tokens (a positive integer), got {tokens!r}")
+        raise SpecError(f"model.block_options.tokens: block {block!r} mixes tokens and needs "
+                        f"their number (a positive integer), got {tokens!r}; use a token "
+                        "adapter (model.adapter = 'patch' for images, 'sequence' for series)")
     return tokens
 
 
@@ -52,6 +53,7 @@ class TokenBlock(Block):
     """Base for token-mixing blocks: shape checks and the ensemble-aware channel MLP."""
 
     name = ""
+    token_mixing = True  # acts on (batch, tokens, d) only, never on a flat (batch, d)
 
     def __init__(self, d: int, *, tokens: int | None = None, **kwargs: Any) -> None:
         super().__init__(d, **kwargs)
@@ -254,6 +256,7 @@ class TSMixerBlock(Block):
     """
 
     default_ratio = 2.0
+    token_mixing = True
 
     def __init__(self, d: int, *, tokens: int | None = None, ff_dim: int | None = None,
                  norm: str = "batchnorm", dropout: float = 0.0, activation: str | None = None,
