@@ -8,8 +8,8 @@ them alike. Each series is split in time order: the last `test` steps are the te
 (rolling origins `h` apart, non-overlapping forecasts), the `val` steps before them the
 validation part, the rest training windows (stride 1). Both models get the same lookback
 `input_size`, horizon `h`, architecture (2 mixing layers, ff_dim 64, dropout 0.1, RevIN),
-loss (MAE), batch (32 windows), learning rate (1e-3) and about the same number of gradient
-steps (`--steps`; mlplab trains whole epochs, so it rounds to the nearest epoch count).
+loss (MAE), batch (32 windows), learning rate (1e-3) and at most the same number of gradient
+steps (`--steps`; mlplab trains whole epochs, as many as fit in `--steps`).
 neuralforecast runs `NeuralForecast.cross_validation(test_size, step_size=h, val_size,
 refit=False)`, its own rolling-origin protocol on the same cutoffs; mlplab restores its
 best-validation epoch (its trainer always does) and uses its own schedule (cosine after a 5%
@@ -70,7 +70,7 @@ def run_mlplab(df: pd.DataFrame, channels: str, name: str, seed: int, steps: int
     val, test = split_sizes(len(panel.series[0]), h)
     prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
     n_train = len(prep.windows("train"))
-    epochs = max(1, round(steps / math.ceil(n_train / BATCH)))
+    epochs = max(1, steps // math.ceil(n_train / BATCH))  # whole epochs, at most `steps`
     torch.manual_seed(seed)
     model = TSMixer(L, h, prep.n_in, prep.n_out, n_blocks=BLOCKS, ff_dim=FF_DIM,
                     dropout=DROPOUT)
