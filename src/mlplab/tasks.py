@@ -195,14 +195,19 @@ class ClassificationKind(TaskKind):
         return Classification(n_classes, label_smoothing=spec.label_smoothing)
 
 
+def refuse_label_smoothing(label_smoothing: float) -> None:
+    """Task kinds other than classification have no labels to smooth."""
+    if label_smoothing:
+        raise SpecError("task.label_smoothing applies to classification only")
+
+
 @register_task("regression")
 class RegressionKind(TaskKind):
     """Tables with one or several numeric targets: the tabular builder, `Regression`."""
 
     @classmethod
     def make_task(cls, target: TargetCoder, *, options=None, label_smoothing: float = 0.0) -> Task:
-        if label_smoothing:
-            raise SpecError("task.label_smoothing applies to classification only")
+        refuse_label_smoothing(label_smoothing)
         return Regression(target)
 
     @classmethod

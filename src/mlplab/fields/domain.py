@@ -32,7 +32,7 @@ from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.domains import TaskKind, parse_options, register_task
 from mlplab.fields.metrics import mse_to_psnr
 from mlplab.fields.signals import Signal, load_signal
-from mlplab.tasks import Task
+from mlplab.tasks import Task, refuse_label_smoothing
 
 DEFAULT_ENCODING = "hashgrid"
 SPLITS = ("all", "every-second")
@@ -192,10 +192,7 @@ class FieldKind(TaskKind):
     @classmethod
     def make_task(cls, target: TargetCoder, *, options: Any = None,
                   label_smoothing: float = 0.0) -> Task:
-        if label_smoothing:
-            from mlplab.errors import SpecError
-
-            raise SpecError("task.label_smoothing applies to classification only")
+        refuse_label_smoothing(label_smoothing)
         return FieldTask(target, artifacts=getattr(options, "artifacts", True))
 
     @classmethod

@@ -33,6 +33,7 @@ from mlplab.forecast.data import panel_from_frame
 from mlplab.forecast.prepare import Prepared, WindowConfig, Windows
 from mlplab.forecast.sources import load_series
 from mlplab.forecast.task import Forecast
+from mlplab.tasks import refuse_label_smoothing
 
 EPS = 1e-5
 
@@ -212,10 +213,7 @@ class ForecastKind(TaskKind):
     @classmethod
     def make_task(cls, target: TargetCoder, *, options: Any = None,
                   label_smoothing: float = 0.0) -> Forecast:
-        if label_smoothing:
-            from mlplab.errors import SpecError
-
-            raise SpecError("task.label_smoothing applies to classification only")
+        refuse_label_smoothing(label_smoothing)
         return ForecastTask(target, loss=getattr(options, "loss", "mse"))
 
     @classmethod

@@ -205,3 +205,17 @@ def _mean_std(values: np.ndarray) -> str:
     if len(values) == 1:
         return f"{values[0]:.4g}"
     return f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+
+
+@dataclass(frozen=True)
+class ScriptReproduction(Reproduction):
+    """A reproduction measured by a short script on the public API instead of sweeps:
+    `script(protocol, out, workers=, quiet=, reports=) -> Verdict` (`mlplab.repro.run` calls
+    it)."""
+
+    script: Callable[..., Verdict] | None = None
+
+    def parts(self, protocol: Any) -> list:
+        """No sweeps: `build(protocol)` only checks the protocol."""
+        self.build(protocol)
+        return []

@@ -29,8 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from mlplab.repro import register
-from mlplab.repro.base import Claim
-from mlplab.repro.lazy_neurons import ScriptReproduction
+from mlplab.repro.base import Claim, ScriptReproduction
 from mlplab.repro.verdict import AGREES, DISAGREES, Verdict, compare
 
 PAPER = ("Tong & Pehlevan (2025): MLPs and MLP-Mixers reach the Bayes-optimal (ridge) loss "
@@ -197,8 +196,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def script(p: ICLProtocol, out: Path, *, workers: int = 0, quiet: bool = True,
            reports: bool = True) -> Verdict:
-    from mlplab.repro.report import write_outputs
-    from mlplab.repro.runner import _protocol_dict
+    from mlplab.repro.runner import finish_script
 
     t0 = time.time()
     runs = measure(p, quiet)
@@ -212,11 +210,7 @@ def script(p: ICLProtocol, out: Path, *, workers: int = 0, quiet: bool = True,
                       table(runs), list(REPRO.figures))
     verdict.notes.append("Verdict: agrees unless the paired rule finds the Transformer ahead "
                          "of the MLP (a tie within noise counts as matching).")
-    verdict.info.update(out=str(out), wall_seconds=round(time.time() - t0, 1), workers=0,
-                        parts=[], protocol=_protocol_dict(p))
-    out.mkdir(parents=True, exist_ok=True)
-    write_outputs(verdict, {}, [], out, reports=False)
-    return verdict
+    return finish_script(verdict, p, out, t0)
 
 
 REPRO = register(ScriptReproduction(

@@ -19,7 +19,6 @@ Runs live in `<out>/runs/`; running again skips finished runs and resumes killed
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import pandas as pd
 
 from mlplab.errors import SpecError
 from mlplab.repro import register
-from mlplab.repro.base import Claim, Reproduction
+from mlplab.repro.base import Claim, ScriptReproduction
 from mlplab.repro.tables import TABLES
 from mlplab.repro.verdict import Verdict, combine, compare
 
@@ -144,8 +143,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 def script(p: LazyProtocol, out: Path, *, workers: int = 0, quiet: bool = True,
            reports: bool = True) -> Verdict:
     """Run the protocol into `out`; write verdict.md/json/png; return the verdict."""
-    from mlplab.repro.report import write_outputs
-    from mlplab.repro.runner import _protocol_dict
+    from mlplab.repro.runner import finish_script
 
     t0 = time.time()
     runs = measure(p, out, quiet=quiet)
@@ -162,24 +160,7 @@ def script(p: LazyProtocol, out: Path, *, workers: int = 0, quiet: bool = True,
     verdict.notes.append("Active = nonzero after the ReLU, on a fixed probe batch of "
                          f"{p.probe_rows} training rows (inspect.track = \"sparsity\"); runs "
                          f"in {out / 'runs'} (mlplab inspect RUN for the full report).")
-    verdict.info.update(out=str(out), wall_seconds=round(time.time() - t0, 1), workers=0,
-                        parts=[], protocol=_protocol_dict(p))
-    write_outputs(verdict, {}, [], out, reports=False)
-    return verdict
-
-
-@dataclass(frozen=True)
-class ScriptReproduction(Reproduction):
-    """A reproduction measured by a short script on the public API instead of sweeps:
-    `script(protocol, out, workers=, quiet=, reports=) -> Verdict` (`mlplab.repro.run` calls
-    it)."""
-
-    script: Callable[..., Verdict] | None = None
-
-    def parts(self, protocol: Any) -> list:
-        """No sweeps: `build(protocol)` only checks the protocol."""
-        self.build(protocol)
-        return []
+    return finish_script(verdict, p, out, t0)
 
 
 REPRO = register(ScriptReproduction(

@@ -119,6 +119,18 @@ def run_reproduction(repro: Reproduction, protocol: Any, out: Path, *, workers: 
     return verdict
 
 
+def finish_script(verdict: Verdict, protocol: Any, out: Path, started: float) -> Verdict:
+    """A script reproduction's last step: the run's facts in `verdict.info` (wall seconds
+    since `started`), then verdict.md/json/png in `out`."""
+    from mlplab.repro.report import write_outputs
+
+    verdict.info.update(out=str(out), wall_seconds=round(time.time() - started, 1), workers=0,
+                        parts=[], protocol=_protocol_dict(protocol))
+    out.mkdir(parents=True, exist_ok=True)
+    write_outputs(verdict, {}, [], out, reports=False)
+    return verdict
+
+
 def _protocol_dict(protocol: Any) -> dict[str, Any]:
     import dataclasses
 

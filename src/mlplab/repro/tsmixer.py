@@ -28,8 +28,7 @@ import pandas as pd
 
 from mlplab.errors import SpecError
 from mlplab.repro import register
-from mlplab.repro.base import Claim
-from mlplab.repro.lazy_neurons import ScriptReproduction
+from mlplab.repro.base import Claim, ScriptReproduction
 from mlplab.repro.verdict import AGREES, DISAGREES, Comparison, Verdict, combine, compare
 
 CASES = {  # name -> (source, input_size, h, season)
@@ -173,8 +172,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
 
 def script(p: TSMixerProtocol, out: Path, *, workers: int = 0, quiet: bool = True,
            reports: bool = True) -> Verdict:
-    from mlplab.repro.report import write_outputs
-    from mlplab.repro.runner import _protocol_dict
+    from mlplab.repro.runner import finish_script
 
     t0 = time.time()
     runs = forecast_runs(p)
@@ -199,11 +197,7 @@ def script(p: TSMixerProtocol, out: Path, *, workers: int = 0, quiet: bool = Tru
     fit = runs[runs["family"] == "tsmixer"].groupby("cell")["seconds"].mean()
     verdict.notes.append("TSMixer fit seconds per seed (1 process, machine shared): "
                          + ", ".join(f"{c} {s:.0f}s" for c, s in fit.items()) + ".")
-    verdict.info.update(out=str(out), wall_seconds=round(time.time() - t0, 1), workers=0,
-                        parts=[], protocol=_protocol_dict(p))
-    out.mkdir(parents=True, exist_ok=True)
-    write_outputs(verdict, {}, [], out, reports=False)
-    return verdict
+    return finish_script(verdict, p, out, t0)
 
 
 REPRO = register(ScriptReproduction(
