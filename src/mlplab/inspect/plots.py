@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import math
 from typing import Any
 
@@ -14,13 +13,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mlplab.inspect.stats import BlockStats, frequency_histogram  # noqa: E402
+from mlplab.lab.plots import png as lab_png  # noqa: E402
 
 
 def png(fig: Any) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
+    return lab_png(fig, dpi=100)
 
 
 def sparsity_plot(stats: list[BlockStats]) -> bytes:

@@ -20,9 +20,10 @@ from mlplab.lab.results import COSTS, SweepResults  # noqa: E402
 from mlplab.lab.scaling import ScalingFit  # noqa: E402
 
 
-def _png(fig: Figure) -> bytes:
+def png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """A figure as PNG bytes (tight bounding box); closes the figure."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     plt.close(fig)
     return buf.getvalue()
 
@@ -54,7 +55,7 @@ def pareto_plot(res: SweepResults, table: pd.DataFrame) -> bytes:
     axes[0].set_ylabel(res.metric)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"{res.name}: quality vs cost (mean ± std over seeds; lines = Pareto frontiers)")
-    return _png(fig)
+    return png(fig)
 
 
 def scaling_plot(res: SweepResults, fits: dict[str, ScalingFit | str]) -> bytes:
@@ -80,7 +81,7 @@ def scaling_plot(res: SweepResults, fits: dict[str, ScalingFit | str]) -> bytes:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     ax.set_title("scaling: L(N) = E + A·N^(-α)")
-    return _png(fig)
+    return png(fig)
 
 
 def curves_plot(res: SweepResults) -> bytes:
@@ -104,7 +105,7 @@ def curves_plot(res: SweepResults) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("learning curves" + (f" at budget {top:g}" if top is not None else ""))
-    return _png(fig)
+    return png(fig)
 
 
 def search_plot(res: SweepResults, field: str) -> bytes:
@@ -130,4 +131,4 @@ def search_plot(res: SweepResults, field: str) -> bytes:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title("search trials (all budgets)")
-    return _png(fig)
+    return png(fig)

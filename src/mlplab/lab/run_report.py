@@ -24,7 +24,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mlplab.errors import MlplabError  # noqa: E402
-from mlplab.lab.page import CSS  # noqa: E402
+from mlplab.lab.page import CSS, fmt  # noqa: E402
 from mlplab.lab.store import STORE_FILE  # noqa: E402
 from mlplab.train import checkpoint as ckpt  # noqa: E402
 
@@ -92,18 +92,6 @@ def read_run(run_dir: str | Path) -> RunRecord:
     state = ckpt.read_json(last / "state.json")
     return RunRecord(run_dir, spec, monitor, state["curves"], state["best_epoch"],
                      state["stopped_early"], None)
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return "" if v is None else str(v)
-    if isinstance(v, float) and not math.isfinite(v):
-        return "" if math.isnan(v) else str(v)
-    if isinstance(v, int) or (v.is_integer() and abs(v) >= 100):
-        return f"{int(v):,}"
-    if abs(v) >= 1e4:
-        return f"{v:,.0f}"
-    return f"{v:.4g}" if v != 0 and abs(v) < 1e-3 else f"{v:.4f}"
 
 
 def curves_plot(rec: RunRecord) -> bytes:
@@ -175,13 +163,13 @@ def cost_table(rec: RunRecord) -> pd.DataFrame:
 def _markdown(frame: pd.DataFrame) -> str:
     head = [str(c) for c in frame.columns]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(_fmt(v).replace("|", "\\|") for v in row) + " |"
+    lines += ["| " + " | ".join(fmt(v).replace("|", "\\|") for v in row) + " |"
               for row in frame.itertuples(index=False)]
     return "\n".join(lines) + "\n"
 
 
 def _html(frame: pd.DataFrame) -> str:
-    return frame.map(_fmt).to_html(index=False, border=0)
+    return frame.map(fmt).to_html(index=False, border=0)
 
 
 def run_report(run_dir: str | Path, *, out: str | Path | None = None) -> Path:
