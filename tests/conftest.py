@@ -7,7 +7,10 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import copy  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
+import time  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -17,6 +20,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 import mlplab  # noqa: E402
+from mlplab.train import checkpoint as ckpt  # noqa: E402
 from mlplab.train.trainer import Trainer  # noqa: E402
 
 torch.set_num_threads(1)
@@ -97,3 +101,36 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+# -- kill -9 a real `mlplab train` (resume tests) ----------------------------------------
+
+def env() -> dict[str, str]:
+    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
+
+
+def checkpointed_epochs(run_dir: Path) -> int:
+    last = ckpt.latest_checkpoint(run_dir)
+    return int(last.name.split("-")[1]) if last is not None else 0
+
+
+def start_and_kill(spec_path: Path, run_dir: Path, ready: Callable[[Path], bool], *,
+                   timeout: float = 60) -> int:
+    """Start `mlplab train`, SIGKILL it once `ready(run_dir)`; return epochs checkpointed."""
+    proc = subprocess.Popen([mlplab_executable(), "train", str(spec_path), "--out", str(run_dir),
+                             "--quiet"], env=env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready(run_dir):
+            assert proc.poll() is None, f"training ended before the kill: {proc.communicate()}"
+            assert time.monotonic() < deadline, f"training made no progress in {timeout} s"
+            time.sleep(0.005)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (run_dir / "metrics.json").exists()
+    return checkpointed_epochs(run_dir)

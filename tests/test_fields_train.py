@@ -5,22 +5,19 @@ metrics, bad options name their field."""
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import mlplab_executable
+from conftest import checkpointed_epochs, env, mlplab_executable, start_and_kill
 
 import mlplab
 from mlplab.domains import build_data
 from mlplab.errors import SpecError
 from mlplab.fields.domain import grid_masks
 from mlplab.spec import load_spec, parse_spec
-from mlplab.train import checkpoint as ckpt
 
 
 def field_spec(adapter: str = "hashgrid", *, size: int = 24, epochs: int = 3,
@@ -132,26 +129,9 @@ def test_field_run_resumes_after_sigkill_to_the_same_metrics(tmp_path: Path) -> 
     reference = tmp_path / "ref"
     mlplab.train(load_spec(spec_path), out=reference)
     run = tmp_path / "run"
-    env = {"OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.Popen([mlplab_executable(), "train", str(spec_path), "--out", str(run),
-                             "--quiet"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            last = ckpt.latest_checkpoint(run) if run.exists() else None
-            if last is not None and int(last.name.split("-")[1]) >= 2:
-                break
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "no progress"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL and not (run / "metrics.json").exists()
+    start_and_kill(spec_path, run, lambda d: checkpointed_epochs(d) >= 2, timeout=120)
     done = subprocess.run([mlplab_executable(), "train", "--resume", str(run), "--quiet"],
-                          env=env, capture_output=True, text=True, timeout=300)
+                          env=env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     got = json.loads((run / "metrics.json").read_text())
     want = json.loads((reference / "metrics.json").read_text())

@@ -8,16 +8,19 @@ and (in-process, faster) a crash right after a checkpoint with SGD momentum and 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import crash_after_checkpoint, mlplab_executable
+from conftest import (
+    checkpointed_epochs,
+    crash_after_checkpoint,
+    env,
+    mlplab_executable,
+    start_and_kill,
+)
 
 import mlplab
 from mlplab import cli
@@ -46,15 +49,6 @@ threads = 1
 """
 
 
-def env() -> dict[str, str]:
-    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "OMP_NUM_THREADS": "1"}
-
-
-def checkpointed_epochs(run_dir: Path) -> int:
-    last = ckpt.latest_checkpoint(run_dir)
-    return int(last.name.split("-")[1]) if last is not None else 0
-
-
 def comparable(summary: dict) -> dict:
     """Everything in metrics.json except wall-clock timings."""
     curves = [{k: v for k, v in c.items() if k != "seconds"} for c in summary["curves"]]
@@ -62,27 +56,6 @@ def comparable(summary: dict) -> dict:
             "counts": summary["counts"], "best_epoch": summary["best_epoch"],
             "epochs": summary["epochs"], "stopped_early": summary["stopped_early"],
             "curves": curves}
-
-
-def start_and_kill(spec_path: Path, run_dir: Path, ready) -> int:
-    """Start `mlplab train`, SIGKILL it once `ready(run_dir)`; return epochs checkpointed."""
-    proc = subprocess.Popen([mlplab_executable(), "train", str(spec_path), "--out", str(run_dir),
-                             "--quiet"], env=env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 60
-        while not ready(run_dir):
-            assert proc.poll() is None, f"training ended before the kill: {proc.communicate()}"
-            assert time.monotonic() < deadline, "training made no progress in 60 s"
-            time.sleep(0.005)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (run_dir / "metrics.json").exists()
-    return checkpointed_epochs(run_dir)
 
 
 @pytest.fixture(scope="module")
