@@ -12,13 +12,12 @@ from torch import nn
 from mlplab.data.dataset import FeatureSchema
 from mlplab.errors import SpecError
 from mlplab.nn import Backbone, MLPModel
-from mlplab.nn.adapters import build_num_embedding
 from mlplab.nn.ensemble import EnsembleBackbone
 from mlplab.nn.options import block_option_names
 from mlplab.nn.registry import ADAPTERS, BLOCKS, HEADS
 from mlplab.spec import ModelSpec
 
-__all__ = ["build_adapter", "build_model", "build_num_embedding", "head_name"]
+__all__ = ["build_adapter", "build_model", "head_name"]
 
 TOKEN_OPTIONS = ("n_tokens", "tokens")  # block options that receive the adapter's n_tokens
 

@@ -10,6 +10,7 @@ undone). (The module is not called `predict`: `mlplab.predict` is the low-level 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,7 @@ class FramePredictor:
     def kind(self) -> str:
         return self.target.kind
 
-    @property
+    @functools.cached_property
     def task(self) -> Task:
         """The run's `Task` (its `combine` and `decode`)."""
         return make_task(self.task_kind or self.kind, self.target)

@@ -170,9 +170,7 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
                            state.best_epoch, state.epoch, state.stopped_early, model, run_dir)
         if run_dir is not None and main:
             _write_final(run_dir, result)
-            write = getattr(task, "write_artifacts", None)  # a domain's pictures (fields)
-            if write is not None:
-                write(run_dir, model, data, state.curves)
+            task.write_artifacts(run_dir, model, data, state.curves)
     return result
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -59,6 +60,12 @@ class Task:
     def output_columns(self) -> list[str]:
         """Column names of `mlplab predict`'s table for `decode`'s values."""
         return ["prediction"]
+
+    def write_artifacts(self, run_dir: Any, model: torch.nn.Module, data: Any,
+                        curves: list[dict[str, Any]]) -> Any:
+        """A domain's extra files in a finished run directory (a field's pictures, a
+        forecast's forecasts.csv), called by `mlplab.train`; none for tables."""
+        return None
 
     def check_monitor(self, name: str | None, *, field: str = "train.monitor") -> str:
         """The early-stopping metric: `name`, or the task's default when None."""

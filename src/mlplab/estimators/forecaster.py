@@ -95,7 +95,7 @@ class MLPForecaster:
                                        prepared.n_out, self.model_options)
             state = ev.fit(net, prepared, spec, loss=self.loss, seed=self.random_state,
                            quiet=not self.verbose)
-        self.model_, self.prepared_ = net, prepared
+        self.model_ = net
         self.n_in_, self.n_out_ = prepared.n_in, prepared.n_out
         self.exog_ = list(panel.exog)
         self.freq_ = panel.freq

@@ -48,6 +48,7 @@ def _scale(text: str | None) -> str | float | None:
 
 def cmd_fit_image(args: argparse.Namespace) -> None:
     from mlplab.cli import out
+    from mlplab.fields.fresh import FreshResult
 
     result, summary = fit_image(args.source, encoding=args.encoding, scale=_scale(args.scale),
                                 size=args.size or None, split=args.split, epochs=args.epochs,
@@ -55,10 +56,7 @@ def cmd_fit_image(args: argparse.Namespace) -> None:
                                 threads=args.threads, precision=args.precision)
     fresh = summary.get("fresh")
     if fresh:
-        pairs = ", ".join(f"{c:g}: {d:.3g}" for c, d in zip(fresh["candidates"],
-                                                            fresh["distances"], strict=True))
-        out.print(f"FreSh chose {fresh['option']} = {fresh['chosen']:g} (spectrum Wasserstein "
-                  f"distance per candidate: {pairs})", markup=False)
+        out.print(FreshResult(**fresh).summary(), markup=False)
     held = summary.get("psnr_heldout")
     ssim = summary.get("ssim")
     out.print(f"PSNR {summary['psnr']:.2f} dB" + (f" (held-out {held:.2f} dB)" if held else "")

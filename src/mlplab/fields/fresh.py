@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from mlplab.nn.encodings import is_fresh
+
 DEFAULT_CANDIDATES: dict[str, tuple[float, ...]] = {
     "sigma": (1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
     "omega_0": (5.0, 10.0, 20.0, 30.0, 45.0, 60.0, 90.0),
@@ -81,7 +83,8 @@ class FreshResult:
     def summary(self) -> str:
         pairs = ", ".join(f"{c:g}: {d:.3g}" for c, d in zip(self.candidates, self.distances,
                                                               strict=True))
-        return f"FreSh chose {self.option} = {self.chosen:g} (Wasserstein distance {pairs})"
+        return (f"FreSh chose {self.option} = {self.chosen:g} (spectrum Wasserstein distance "
+                f"per candidate: {pairs})")
 
 
 @torch.no_grad()
@@ -121,16 +124,5 @@ def fresh_select(make_model: Callable[[float], nn.Module], coords: torch.Tensor,
     return FreshResult(option, values[best], values, [round(d, 6) for d in distances])
 
 
-def is_fresh(value: object) -> bool:
-    return isinstance(value, str) and value.lower() == "fresh"
-
-
-def geometric(low: float, high: float, n: int) -> list[float]:
-    """`n` values spaced geometrically from `low` to `high`."""
-    if n == 1:
-        return [float(low)]
-    return [float(low * (high / low) ** (i / (n - 1))) for i in range(n)]
-
-
 __all__ = ["DEFAULT_CANDIDATES", "FreshResult", "fresh_select", "radial_spectrum",
-           "spectrum_distance", "model_spectrum", "is_fresh", "geometric"]
+           "spectrum_distance", "model_spectrum", "is_fresh"]

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-import os
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from mlplab.train.checkpoint import atomic_write_bytes
 
-def _atomic_png(path: Path, save) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    save(tmp)
-    os.replace(tmp, path)
+
+def _write_png(path: Path, save: Any) -> None:
+    """`save(file_object)` writes PNG bytes; they land at `path` atomically."""
+    buf = io.BytesIO()
+    save(buf)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def save_image(values: np.ndarray, path: str | Path) -> Path:
@@ -23,7 +27,7 @@ def save_image(values: np.ndarray, path: str | Path) -> Path:
     v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
     img = (v * 255.0 + 0.5).astype(np.uint8)
     img = img[:, :, 0] if img.shape[2] == 1 else img
-    _atomic_png(path, lambda p: Image.fromarray(img).save(p, format="PNG"))
+    _write_png(path, lambda f: Image.fromarray(img).save(f, format="PNG"))
     return path
 
 
@@ -43,7 +47,7 @@ def save_error_map(pred: np.ndarray, target: np.ndarray, path: str | Path,
     ax.set_title(title or "absolute error", fontsize=9)
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    _atomic_png(path, lambda p: fig.savefig(p, format="png"))
+    _write_png(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path
 
@@ -62,7 +66,7 @@ def save_signal_plot(pred: np.ndarray, target: np.ndarray, path: str | Path) -> 
     ax.plot(pred[:n, 0], lw=0.8, label="fit")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_png(path, lambda p: fig.savefig(p, format="png"))
+    _write_png(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path
 
@@ -89,6 +93,6 @@ def save_psnr_curves(curves: dict[str, tuple[Sequence[float], Sequence[float]]],
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    _atomic_png(path, lambda p: fig.savefig(p, format="png"))
+    _write_png(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
     return path

@@ -21,6 +21,7 @@ from mlplab.forecast.data import frame_of
 from mlplab.forecast.prepare import Prepared, Windows
 from mlplab.forecast.task import Forecast
 from mlplab.spec import TrainSpec
+from mlplab.tasks import predict_batches
 
 BASELINES = ("seasonal_naive", "ets")
 
@@ -48,14 +49,7 @@ def fit(model: nn.Module, prepared: Prepared, spec: TrainSpec, *, loss: str = "m
 
 def predict_scaled(model: nn.Module, x: torch.Tensor, batch: int = 1024) -> np.ndarray:
     """Standardised forecasts `(n, h, C_y)` for windows `x (n, L, C_in)`."""
-    was = model.training
-    model.eval()
-    outs = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch):
-            outs.append(model(x[i: i + batch]).double())
-    model.train(was)
-    return torch.cat(outs).numpy() if outs else np.zeros((0,))
+    return predict_batches(model, lambda rows: (x[rows], None), len(x), batch).double().numpy()
 
 
 def forecasts(model: nn.Module, prepared: Prepared, windows: Windows) -> np.ndarray:

@@ -90,7 +90,7 @@ class Recorder:
 
     def _keep(self, number: int, kind: str, t: Tensor) -> None:
         t = t.detach()
-        t = t if t.dtype == torch.float32 else t.float()
+        t = (t if t.dtype == torch.float32 else t.float()).cpu()
         if self.reduce is not None:
             self.reduce(number, kind, t)
         else:

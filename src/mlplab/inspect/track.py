@@ -19,6 +19,7 @@ from mlplab.errors import RunFileError
 from mlplab.inspect.capture import evenly_spaced
 from mlplab.inspect.stats import SMOOTH_THRESHOLD, activation_stats
 from mlplab.train import checkpoint as ckpt
+from mlplab.train import distributed as ddp
 from mlplab.train.hooks import Hook
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ class SparsityTracker(Hook):
         self._write()
 
     def _write(self) -> None:
-        if self.path is not None:
+        if self.path is not None and ddp.is_main():  # one writer under torchrun
             ckpt.write_json(self.path, {"rows": self.rows, "records": self.records})
 
     def on_epoch_start(self, trainer: Trainer) -> None:

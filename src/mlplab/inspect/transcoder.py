@@ -205,7 +205,8 @@ def train_transcoder(model: nn.Module, task: Any, data: Any, *, block: int,
     variance = float((y - y.mean(0)).pow(2).sum(1).mean())
     splits = _Splits(*(Split(a, None, b) for a, b in (io["train"], io["val"], io["test"])))
     spec = TrainSpec(lr=lr, weight_decay=0.0, batch_size=batch_size, epochs=epochs,
-                     patience=patience, warmup_epochs=min(5.0, epochs / 10), grad_clip=None)
+                     patience=patience, warmup_epochs=min(5.0, epochs / 10), grad_clip=None,
+                     device="cpu", precision="fp32")  # where the captures are
     hooks = [ResampleDead(seed=seed)] if resample else []
     trainer = Trainer(tc, Reconstruction(y.shape[1], variance), splits, spec, seed=seed,
                       quiet=True, hooks=hooks)

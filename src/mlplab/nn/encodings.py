@@ -29,6 +29,11 @@ if TYPE_CHECKING:
 FRESH = "fresh"
 
 
+def is_fresh(value: object) -> bool:
+    """Whether an option value asks FreSh to choose it (`"fresh"`, any case)."""
+    return isinstance(value, str) and value.lower() == FRESH
+
+
 def _check_coords(x: Tensor, d_in: int) -> None:
     if x.ndim != 2 or x.shape[1] != d_in:
         raise ValueError(f"expected coordinates (batch, {d_in}), got {tuple(x.shape)}")
@@ -41,7 +46,7 @@ def check_adapter_options(name: str, options: dict[str, Any]) -> None:
     scale = getattr(cls, "scale_option", None)
     values = dict(options)
     for key, value in options.items():
-        if isinstance(value, str) and value.lower() == FRESH:
+        if is_fresh(value):
             if key != scale:
                 raise ValueError(f"{key}: 'fresh' applies to the scale option of an encoding "
                                  f"({name!r}: {scale or 'none'})")
@@ -76,7 +81,7 @@ class CoordinateAdapter(nn.Module):
                             "(task.kind = 'field')")
         options = dict(spec.adapter_options)
         for key, value in spec.adapter_options.items():
-            if isinstance(value, str) and value.lower() == FRESH:
+            if is_fresh(value):
                 fresh = schema.info.get("fresh") or {}
                 if fresh.get("option") != key or "chosen" not in fresh:
                     raise SpecError(f"model.adapter_options.{key}: 'fresh' is chosen from the "

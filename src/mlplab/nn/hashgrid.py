@@ -121,19 +121,17 @@ class GridEncoding(CoordinateAdapter):
                              persistent=False)
         self.register_buffer("top", self.res - 1, persistent=False)
         self.register_buffer("res_int", self.res.int(), persistent=False)
-        self.register_buffer("dense", torch.tensor(self.dense_levels), persistent=False)
         # per axis k and level l: the multiplier of the vertex coordinate (the dense stride
         # (N_l + 1)^k or the hash prime pi_k, as int32 that wraps: its low bits are exact),
-        # the mask (all bits for dense levels), and the level's offset on axis 0
+        # and the level's offset on axis 0 (hashed levels keep `self.mask` low bits)
         primes = [p - 2**32 if p >= 2**31 else p for p in PRIMES[:d_in]]
         mult = [[(r + 1) ** k if dense else primes[k]
                  for r, dense in zip(self.resolutions, self.dense_levels, strict=True)]
                 for k in range(d_in)]
         self.register_buffer("mult", torch.tensor(mult, dtype=torch.int32), persistent=False)
         self.mask = self.table_size - 1
-        self.register_buffer("masks", torch.tensor(
-            [-1 if dense else self.table_size - 1 for dense in self.dense_levels],
-            dtype=torch.int32), persistent=False)
+        self.register_buffer("gauss_offs", torch.tensor(GAUSSIAN_TAPS, dtype=torch.int32).view(
+            -1, 1, 1), persistent=False)
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int32),
                              persistent=False)
         self.table = nn.Parameter(torch.empty(features, sum(self.sizes)))  # feature-major
@@ -166,7 +164,7 @@ class GridEncoding(CoordinateAdapter):
         base = cell.int()
         if self.kernel == "linear":
             return torch.stack([base, base + 1], 1), torch.stack([1.0 - frac, frac], 1)
-        offs = torch.tensor(GAUSSIAN_TAPS, dtype=torch.int32, device=x.device).view(-1, 1, 1)
+        offs = self.gauss_offs
         vertex = torch.minimum((base.unsqueeze(1) + offs).clamp_min_(0), self.res_int)
         weight = ((frac.unsqueeze(1) - offs) / self.rbf_width).square_().neg_().exp_()
         return vertex.contiguous(), weight.contiguous()
@@ -218,7 +216,7 @@ class GridEncoding(CoordinateAdapter):
         return (f"d_in={self.d_in}, levels={self.levels}, features={self.features}, "
                 f"table={self.table_size}, resolutions={self.resolutions[0]}..."
                 f"{self.resolutions[-1]}, kernel={self.kernel!r}, "
-                f"dense_levels={sum(self.dense_levels)}")
+                f"dense_levels={self.n_dense}")
 
 
 @register_adapter("hashgrid")
