@@ -8,6 +8,7 @@ numeric target standardised to mean 0, std 1.
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -30,9 +31,32 @@ def _overflow(col: str, values: np.ndarray, what: str) -> DataError:
 
 
 def _as_labels(series: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Category values as strings, plus a mask of missing entries."""
+    """Category values as strings, plus a mask of missing entries.
+
+    Whole numbers in a float column are written as integers ("3", not "3.0"): an integer
+    column with a gap reads back from CSV as floats, and its codes must not change with that.
+    """
     missing = np.asarray(series.isna())
-    return np.asarray(series.astype(object).astype(str)), missing
+    labels = np.asarray(series.astype(object).astype(str))
+    if pd.api.types.is_float_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.float64, na_value=np.nan)
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(values) & (np.abs(values) < 2.0**53) & (values == np.round(values))
+        labels[whole] = values[whole].astype(np.int64).astype(str)
+    return labels, missing
+
+
+_WHOLE_FLOAT = re.compile(r"^-?\d+\.0$")
+
+
+def _codes(vocab: list[str]) -> dict[str, int]:
+    """Label -> code (1-based; 0 = unknown or missing). A vocabulary saved before whole floats
+    were written as integers ("3.0") also answers to "3"."""
+    index = {v: i + 1 for i, v in enumerate(vocab)}
+    for v, i in list(index.items()):
+        if _WHOLE_FLOAT.match(v):
+            index.setdefault(v[:-2], i)
+    return index
 
 
 @dataclass
@@ -99,7 +123,7 @@ class FeaturePreprocessor:
         cat = np.zeros((n, len(self.categorical)), dtype=np.int64)
         for j, col in enumerate(self.categorical):
             labels, missing = _as_labels(frame[col])
-            index = {v: i + 1 for i, v in enumerate(self.vocab[col])}
+            index = _codes(self.vocab[col])
             codes = np.fromiter((index.get(v, 0) for v in labels), dtype=np.int64, count=n)
             cat[:, j] = np.where(missing, 0, codes)
         return num, cat
