@@ -110,11 +110,17 @@ def test_onnx_on_raw_rows_matches_loaded_run(tmp_path, data: dict) -> None:
     got, want = predict_onnx(tmp_path / "m.onnx", frame), run.predict(frame)
     if run.target.kind == "classification":
         assert np.array_equal(got, want)
-        diff = OnnxPredictor(tmp_path / "m.onnx").predict_proba(frame) - run.predict_proba(frame)
+        onnx = OnnxPredictor(tmp_path / "m.onnx")
+        diff = onnx.predict_proba(frame) - run.predict_proba(frame)
         assert np.abs(diff.to_numpy()).max() <= 1e-4
+        log_diff = onnx.predict_proba(frame, raw=True) - run.predict_proba(frame, raw=True)
+        assert np.abs(log_diff.to_numpy()).max() <= 1e-3
+        assert np.array_equal(onnx.predict(frame, raw=True), want)
     else:
         assert np.allclose(got, want, rtol=1e-4, atol=0)
         assert np.allclose(got, np.exp(run.predict(frame, raw=True)), rtol=1e-4)
+        raw = OnnxPredictor(tmp_path / "m.onnx").predict(frame, raw=True)
+        assert np.allclose(raw, run.predict(frame, raw=True), rtol=0, atol=1e-4)
 
 
 def _raw_frame(source: str) -> pd.DataFrame:

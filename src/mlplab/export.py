@@ -28,7 +28,7 @@ from mlplab.data.dataset import FeatureSchema
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.errors import MlplabError, SpecError
 from mlplab.estimators.persist import read_model
-from mlplab.predictions import class_values, model_inputs
+from mlplab.predictions import APPLY_TRANSFORM, class_values, model_inputs
 from mlplab.tasks import make_task
 from mlplab.train import checkpoint as ckpt
 
@@ -163,19 +163,24 @@ class OnnxPredictor:
         """The graph's output: `(n, n_classes)` probabilities or `(n,)` values in target units."""
         return self.session.run(None, onnx_inputs(frame, self.record))[0]
 
-    def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """`(n,)` class labels, or values in the target's units."""
+    def predict(self, frame: pd.DataFrame, *, raw: bool = False) -> np.ndarray:
+        """`(n,)` class labels, or values in the target's units (`raw=True`: on the
+        `target_transform` scale, as `LoadedRun.predict(raw=True)`). `raw` does not change
+        class labels."""
         out = self.outputs(frame)
         if self.target.kind == "classification":
             return class_values(self.target.classes)[out.argmax(-1)]
-        return out
+        apply = APPLY_TRANSFORM.get(self.target.transform)
+        return apply(out) if raw and apply is not None else out
 
-    def predict_proba(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """`(n, n_classes)` probabilities, one column per class, indexed like `frame`."""
+    def predict_proba(self, frame: pd.DataFrame, *, raw: bool = False) -> pd.DataFrame:
+        """`(n, n_classes)` probabilities, one column per class, indexed like `frame`;
+        `raw=True` gives log-probabilities."""
         if self.target.kind != "classification":
             raise SpecError("predict_proba needs a classification model; this one is a "
                             "regression, use predict")
-        return pd.DataFrame(self.outputs(frame), index=frame.index,
+        out = self.outputs(frame)
+        return pd.DataFrame(np.log(out) if raw else out, index=frame.index,
                             columns=list(self.target.classes))
 
 

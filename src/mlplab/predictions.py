@@ -28,6 +28,7 @@ from mlplab.tasks import Task, make_task
 
 BATCH_SIZE = 4096
 UNDO_TRANSFORM = {"log": np.exp, "log1p": np.expm1}
+APPLY_TRANSFORM = {"log": np.log, "log1p": np.log1p}  # target units -> the `raw` scale
 
 
 def _shown(names: list[Any], limit: int = 8) -> str:
