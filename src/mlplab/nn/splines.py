@@ -88,9 +88,8 @@ def _local(x: Tensor, knots: Tensor, order: int, *,
         left = [f, f] + [f + (r - 1) for r in range(2, order + 1)]
         right = [f] + [r - f for r in range(1, order + 1)]
     else:
-        count = (x >= knots[:, 0]).long()  # knots at or below x
-        for i in range(1, intervals + 1):
-            count += x >= knots[:, i]
+        # knots at or below x, per input (`knots` rows are sorted)
+        count = torch.searchsorted(knots, x.T.contiguous(), right=True).T
         inside = ((count >= 1) & (count <= intervals)).to(dtype)
         j = count.sub_(1).clamp_(0, intervals - 1)
         # `order` more knots beyond each end (the end steps repeated) so that the triangle's
