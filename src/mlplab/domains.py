@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from mlplab.errors import SpecError
 from mlplab.messages import did_you_mean, name_list
+from mlplab.nn.options import OptionError
 from mlplab.nn.registry import Registry
 
 if TYPE_CHECKING:
@@ -41,12 +41,10 @@ PLUGINS: list[str] = ["mlplab.tasks", "mlplab.fields.domain", "mlplab.forecast.d
 _loaded = False
 
 
-class OptionError(SpecError):
+class TaskOptionError(OptionError):
     """A bad key or value of `task.options`; `option` is its path inside the options."""
 
-    def __init__(self, option: str, detail: str) -> None:
-        self.option, self.detail = option, detail
-        super().__init__(f"task.options.{option}: {detail}")
+    section = "task.options"
 
 
 class NoOptions(BaseModel):
@@ -116,7 +114,7 @@ def parse_options(kind: str, options: dict[str, Any]) -> BaseModel:
                       + (f"only {name_list(known)}" if known else "no options"))
         else:
             detail = first["msg"].removeprefix("Value error, ")
-        raise OptionError(key, detail) from None
+        raise TaskOptionError(key, detail) from None
 
 
 def build_data(spec: RunSpec) -> Dataset:

@@ -108,9 +108,7 @@ class TaskSpec(Section):
     @field_validator("options")
     @classmethod
     def _kind_accepts(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        from pydantic_core import InitErrorDetails, PydanticCustomError
-
-        from mlplab.domains import OptionError, parse_options
+        from mlplab.domains import TaskOptionError, parse_options
 
         kind = info.data.get("kind")
         if kind is None:
@@ -121,11 +119,8 @@ class TaskSpec(Section):
             return value
         try:
             parse_options(kind, value)
-        except OptionError as err:
-            detail = InitErrorDetails(type=PydanticCustomError("task_option", "{detail}",
-                                                               {"detail": err.detail}),
-                                      loc=tuple(err.option.split(".")), input=value)
-            raise ValidationError.from_exception_data(cls.__name__, [detail]) from None
+        except TaskOptionError as err:
+            raise err.at(cls.__name__, value) from None
         return value
 
 

@@ -14,12 +14,33 @@ from typing import Any
 from mlplab.errors import SpecError
 
 
-class UnitOptionError(SpecError):
-    """A bad value of one unit option; `option` is its name inside `model.unit_options`."""
+class OptionError(SpecError):
+    """A bad key or value inside an options table of the spec; `option` is its (dotted) path
+    inside `section` (`model.unit_options`, `model.block_options`, `task.options`)."""
+
+    section = "options"
 
     def __init__(self, option: str, detail: str) -> None:
         self.option, self.detail = option, detail
-        super().__init__(f"model.unit_options.{option}: {detail}")
+        super().__init__(f"{self.section}.{option}: {detail}")
+
+    def at(self, title: str, options: dict[str, Any]) -> Exception:
+        """This error for a pydantic validator of the options field: located at the option, so
+        the spec's error names `<section>.<option>`."""
+        from pydantic import ValidationError
+        from pydantic_core import InitErrorDetails, PydanticCustomError
+
+        loc = tuple(self.option.split("."))
+        detail = InitErrorDetails(type=PydanticCustomError("option", "{detail}",
+                                                           {"detail": self.detail}),
+                                  loc=loc, input=options.get(loc[0]))
+        return ValidationError.from_exception_data(title, [detail])
+
+
+class UnitOptionError(OptionError):
+    """A bad value of one unit option; `option` is its name inside `model.unit_options`."""
+
+    section = "model.unit_options"
 
 
 def _is_int(value: Any) -> bool:
@@ -99,18 +120,12 @@ def check_activation(options: dict[str, Any], name: str) -> str | None:
 def check_unit_options_at(unit: str, options: dict[str, Any], *, title: str) -> None:
     """`check_unit_options` inside a pydantic validator of `unit_options`: a bad option's error
     sits at `unit_options.<name>`, so the spec error names `model.unit_options.<name>`."""
-    from pydantic import ValidationError
-    from pydantic_core import InitErrorDetails, PydanticCustomError
-
     from mlplab.nn.blocks import check_unit_options
 
     try:
         check_unit_options(unit, options)
     except UnitOptionError as err:
-        detail = InitErrorDetails(type=PydanticCustomError("unit_option", "{detail}",
-                                                           {"detail": err.detail}),
-                                  loc=(err.option,), input=options.get(err.option))
-        raise ValidationError.from_exception_data(title, [detail]) from None
+        raise err.at(title, options) from None
     except SpecError as err:
         raise ValueError(str(err).removeprefix("model.unit_options: ")) from None
 
@@ -122,12 +137,10 @@ COMMON_BLOCK_ARGS = frozenset({"d", "d_in", "ratio", "unit", "activation", "norm
                                "unit_options"})
 
 
-class BlockOptionError(SpecError):
+class BlockOptionError(OptionError):
     """A bad block option; `option` is its name inside `model.block_options`."""
 
-    def __init__(self, option: str, detail: str) -> None:
-        self.option, self.detail = option, detail
-        super().__init__(f"model.block_options.{option}: {detail}")
+    section = "model.block_options"
 
 
 def block_option_names(cls: type) -> list[str]:
@@ -175,13 +188,7 @@ def check_block_options(block: str | type, options: dict[str, Any]) -> None:
 def check_block_options_at(block: str, options: dict[str, Any], *, title: str) -> None:
     """`check_block_options` inside a pydantic validator: the error names
     `model.block_options.<name>`."""
-    from pydantic import ValidationError
-    from pydantic_core import InitErrorDetails, PydanticCustomError
-
     try:
         check_block_options(block, options)
     except BlockOptionError as err:
-        detail = InitErrorDetails(type=PydanticCustomError("block_option", "{detail}",
-                                                           {"detail": err.detail}),
-                                  loc=(err.option,), input=options.get(err.option))
-        raise ValidationError.from_exception_data(title, [detail]) from None
+        raise err.at(title, options) from None
