@@ -9,6 +9,8 @@
    autocast (fp32 weights) vs the same model cast to bf16 (parameters and activations): the
    ceiling of "bf16 parameters with fp32 master weights in the optimizer".
 3. The same step with mlplab's bf16 linear (`mlplab.nn.bf16_linear`) vs autocast's own.
+4. `--ceiling`: the figure's bounds in one process (`mlplab.bench.ceiling`): the 2048³ bf16
+   and fp32 peaks, this model's matmuls alone, the trainer, the memory bandwidth.
 CPU time, best of several calls, measured back to back in one process (a loaded machine
 distorts it least).
 """
@@ -104,9 +106,18 @@ def custom_linear_vs_autocast(width: int = 1024, batch: int = 1024) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--ceiling", action="store_true", help="only part 4 (the bounds)")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, 1-min load {os.getloadavg()[0]:.2f}")
+    if args.ceiling:
+        from mlplab.bench import ceiling
+
+        for line in ceiling.ceiling_lines(ceiling.measure_ceilings(rounds=args.rounds)):
+            print(line)
+        print(f"1-min load after {os.getloadavg()[0]:.2f}")
+        raise SystemExit
     matmul_layouts()
     autocast_vs_bf16_model()
     custom_linear_vs_autocast()
