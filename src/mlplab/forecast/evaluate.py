@@ -3,7 +3,9 @@
 `fit` wraps the windows as a `Dataset` for `mlplab.train.Trainer`; `forecasts` maps a model's
 standardised outputs back to each series' units; `score` computes MAE/MSE/MASE/sMAPE per
 series on the original scale (MASE against the seasonal naive on the training part) and their
-mean over series; `baseline` gives seasonal-naive / ETS forecasts on the same windows.
+mean over series; `baseline` gives seasonal-naive / ETS forecasts on the same windows;
+`forecast_ahead` forecasts the steps after the end of every series (what `MLPForecaster.predict`
+and `mlplab forecast RUN` return).
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ import torch
 from torch import nn
 
 from mlplab.data.dataset import Dataset, Split
+from mlplab.errors import DataError
 from mlplab.forecast import baselines, metrics
-from mlplab.forecast.data import frame_of
-from mlplab.forecast.prepare import Prepared, Windows
+from mlplab.forecast.data import Panel, frame_of
+from mlplab.forecast.prepare import Prepared, Windows, series_stats
 from mlplab.forecast.task import Forecast
 from mlplab.spec import TrainSpec
 from mlplab.tasks import predict_batches
@@ -116,3 +119,35 @@ def long_frame(prepared: Prepared, windows: Windows, forecast: np.ndarray,
         frame[panel.target] = frame_of(panel, s, s.ds[t: t + h], s.y[t: t + h], "y")["y"]
         parts.append(frame)
     return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+
+
+Stats = dict[tuple[str, ...], tuple[np.ndarray, np.ndarray]]
+
+
+def forecast_ahead(model: nn.Module, panel: Panel, stats: Stats, *, input_size: int, h: int,
+                   column: str) -> pd.DataFrame:
+    """Forecasts of the `h` steps after the end of every series of `panel`, a long frame
+    `(id, time, column)` in the panel's column names.
+
+    Each series' last `input_size` steps are standardised with its training statistics
+    `stats[ids]` (`(mean, std)` per channel; an id not in `stats` gets its own,
+    `series_stats`), forecast by `model` (`(n, L, C_in) -> (n, >= h, C_y)`), and mapped back.
+    """
+    windows, scales = [], []
+    for s in panel.series:
+        raw = np.concatenate([s.y, s.x], axis=1)
+        if len(raw) < input_size:
+            raise DataError(f"series {', '.join(s.ids)!r} has {len(raw)} time steps; "
+                            f"forecasting needs the last input_size = {input_size}")
+        known = stats.get(tuple(s.ids))
+        mean, std = (np.asarray(known[0]), np.asarray(known[1])) if known is not None \
+            else series_stats(raw)
+        windows.append(torch.as_tensor((raw[-input_size:] - mean) / std, dtype=torch.float32))
+        scales.append((mean, std))
+    out = predict_scaled(model, torch.stack(windows))
+    parts = []
+    for s, o, (mean, std) in zip(panel.series, out, scales, strict=True):
+        n = s.y.shape[1]
+        parts.append(frame_of(panel, s, panel.future(s, h), (o * std[:n] + mean[:n])[:h],
+                              column))
+    return pd.concat(parts, ignore_index=True)

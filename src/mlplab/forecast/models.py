@@ -13,11 +13,15 @@ arrive standardised per series and channel (train statistics). Every model takes
 - `mlp`: RevIN -> flatten the window -> mlplab's residual backbone -> linear to `h * C_out`.
 - `linear`: DLinear (Zeng et al., 2023): moving-average trend + remainder, one linear map over
   time each, shared across channels (channel-independent; exogenous inputs unused).
+
+These are the only forecasting models: `MLPForecaster`, `mlplab repro tsmixer`, the benchmark
+and `task.kind = "forecast"` specs (`spec_options` maps a `[model]` section onto them) all
+build them with `build_forecast_model`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -26,6 +30,10 @@ from mlplab.errors import SpecError
 from mlplab.forecast.revin import RevIN
 from mlplab.nn.backbone import Backbone
 from mlplab.nn.mixing import TSMixerBlock
+from mlplab.nn.token_adapters import SequenceAdapter
+
+if TYPE_CHECKING:
+    from mlplab.spec import ModelSpec
 
 
 class TSMixer(nn.Module):
@@ -39,6 +47,7 @@ class TSMixer(nn.Module):
                  unit_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.n_out = n_out
+        self.tokens = SequenceAdapter(input_size, channels=n_in)  # checks (batch, L, C_in)
         self.revin = RevIN(n_in) if revin else None
         self.blocks = nn.Sequential(*(
             TSMixerBlock(n_in, tokens=input_size, ff_dim=ff_dim, norm=norm, dropout=dropout,
@@ -46,6 +55,7 @@ class TSMixer(nn.Module):
         self.head = nn.Linear(input_size, h)
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
+        x = self.tokens(x)
         stats = None
         if self.revin is not None:
             x, stats = self.revin.normalize(x)
@@ -62,13 +72,16 @@ class WindowMLP(nn.Module):
     def __init__(self, input_size: int, h: int, n_in: int, n_out: int, *, width: int = 256,
                  depth: int = 2, dropout: float = 0.1, block: str = "standard",
                  norm: str = "layernorm", revin: bool = True, unit: str = "linear",
-                 unit_options: dict[str, Any] | None = None, ratio: float | None = None) -> None:
+                 unit_options: dict[str, Any] | None = None, ratio: float | None = None,
+                 activation: str | None = None,
+                 block_options: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.h, self.n_out = h, n_out
         self.revin = RevIN(n_in) if revin else None
         self.backbone = Backbone(input_size * n_in, block=block, width=width, depth=depth,
-                                 ratio=ratio, norm=norm, dropout=dropout, unit=unit,
-                                 unit_options=unit_options)
+                                 ratio=ratio, activation=activation, norm=norm, dropout=dropout,
+                                 unit=unit, unit_options=unit_options,
+                                 block_options=block_options)
         self.head = nn.Linear(width, h * n_out)
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
@@ -129,9 +142,36 @@ def build_forecast_model(name: str, input_size: int, h: int, n_in: int, n_out: i
     return cls(input_size, h, n_in, n_out, **(options or {}))
 
 
-def count_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+def spec_model(spec: ModelSpec, model: str | None = None) -> str:
+    """The forecasting model a `[model]` section builds: `model` (`task.options.model`) when
+    given, else `tsmixer` for `model.block = "tsmixer"` and `mlp` for any other block."""
+    return model or ("tsmixer" if spec.block == "tsmixer" else "mlp")
+
+
+def spec_options(name: str, spec: ModelSpec, *, revin: bool | None = None) -> dict[str, Any]:
+    """`build_forecast_model` options for the model `name` from a `[model]` section.
+
+    - `tsmixer`: `depth` mixing layers, `width` = the feature-mixing hidden size `ff_dim` (the
+      knob a parameter budget solves; the channels stay the series'), `norm`, `dropout`,
+      `unit`/`unit_options` of the feature-mixing MLP.
+    - `mlp`: the residual backbone over the flat window: `block`, `width`, `depth`, `ratio`,
+      `activation`, `norm`, `dropout`, `unit`, `unit_options`, `block_options`.
+    - `linear` (DLinear): none of them (it has no width).
+    `revin` (`task.options.instance_norm`), when not None, turns RevIN on or off.
+    """
+    flags = {} if revin is None else {"revin": revin}
+    if name == "tsmixer":
+        return {"n_blocks": spec.depth, "ff_dim": spec.width, "dropout": spec.dropout,
+                "norm": spec.norm, "unit": spec.unit, "unit_options": dict(spec.unit_options),
+                **flags}
+    if name == "mlp":
+        return {"width": spec.width, "depth": spec.depth, "dropout": spec.dropout,
+                "block": spec.block, "norm": spec.norm, "ratio": spec.ratio,
+                "activation": spec.activation, "unit": spec.unit,
+                "unit_options": dict(spec.unit_options),
+                "block_options": dict(spec.block_options), **flags}
+    return flags
 
 
 __all__ = ["TSMixer", "WindowMLP", "DLinear", "TSMixerBlock", "FORECAST_MODELS",
-           "build_forecast_model", "count_params"]
+           "build_forecast_model", "spec_model", "spec_options"]

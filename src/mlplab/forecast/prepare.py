@@ -17,6 +17,19 @@ from mlplab.forecast.data import Panel, Series
 from mlplab.forecast.windows import SplitBounds, gather, origins, split_bounds
 
 SPLITS = ("train", "val", "test")
+MIN_STD = 1e-12  # a channel whose std is at most this is scaled by 1 (a constant series)
+
+
+def default_sizes(n: int, h: int) -> tuple[int, int]:
+    """Default `(val_size, test_size)` of a series of `n` steps: about 10% and 20% of it,
+    in whole horizons, at least `h` each."""
+    return max(h, n // 10 // h * h), max(h, n // 5 // h * h)
+
+
+def series_stats(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel `(mean, std)` of `raw (T, C)`; a std <= `MIN_STD` becomes 1."""
+    std = raw.std(axis=0)
+    return raw.mean(axis=0), np.where(std > MIN_STD, std, 1.0)
 
 
 @dataclass(frozen=True)
@@ -81,9 +94,7 @@ class Prepared:
         self.values: list[np.ndarray] = []
         for s, b in zip(panel.series, self.bounds, strict=True):
             raw = np.concatenate([s.y, s.x], axis=1)
-            fit = raw[: b.train[1]]
-            mean, std = fit.mean(axis=0), fit.std(axis=0)
-            std = np.where(std > 1e-12, std, 1.0)
+            mean, std = series_stats(raw[: b.train[1]])
             self.mean.append(mean)
             self.std.append(std)
             self.values.append((raw - mean) / std)

@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -32,7 +32,6 @@ class SeriesInfo:
     start: str | None = None
     freq: str | None = None  # None: integer steps
     channels: str = "independent"
-    extra: dict[str, str] = field(default_factory=dict)
 
 
 SERIES: dict[str, SeriesInfo] = {

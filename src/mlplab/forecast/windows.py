@@ -71,10 +71,3 @@ def gather(values: np.ndarray | Tensor, starts: np.ndarray, *, input_size: int,
     win = values[index]
     return win[:, :input_size], win[:, input_size:]
 
-
-def last_window(values: np.ndarray, input_size: int) -> Tensor:
-    """The final lookback `(1, input_size, C)` of `values (T, C)` (for forecasting ahead)."""
-    if len(values) < input_size:
-        raise DataError(f"a series has {len(values)} time steps; forecasting needs the last "
-                        f"input_size = {input_size}")
-    return torch.as_tensor(values[-input_size:], dtype=torch.float32)[None]

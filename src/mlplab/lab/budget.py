@@ -16,11 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from mlplab.build import build_model
 from mlplab.count import count
 from mlplab.data.bins import ple_bins
 from mlplab.data.dataset import Dataset, FeatureSchema
-from mlplab.domains import build_data, run_task
+from mlplab.domains import build_data, build_run_model, run_task
 from mlplab.errors import SpecError
 from mlplab.spec import ModelSpec, RunSpec
 
@@ -61,7 +60,8 @@ class ModelMeter:
 
     def measure(self, spec: RunSpec) -> dict[str, int]:
         with torch.random.fork_rng():
-            model = build_model(spec.model, self.schema(spec.model), self.task.d_out)
+            model = build_run_model(self.data.kind, spec.model, self.schema(spec.model),
+                                    self.task.d_out)
         return count(model, self.batch)
 
 

@@ -5,21 +5,18 @@
   backbone's lift then embeds every patch with one shared map (MLP-Mixer's per-patch
   projection). `model.adapter_options.patch` (default 2) must divide H and W.
 - `sequence`: windows of a series `(batch, time, C)` -> one token per time step,
-  `(batch, time, C)` (the lookback length is `schema.info["input_size"]`).
-
-And the head `forecast`: a linear map over time from a token stream to `h * channels` values.
+  `(batch, time, C)` (the lookback length is `schema.info["input_size"]`); it is also
+  `mlplab.forecast.TSMixer`'s input check.
 """
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor, nn
 
 from mlplab.errors import SpecError
-from mlplab.nn.registry import register_adapter, register_head
+from mlplab.nn.registry import register_adapter
 
 if TYPE_CHECKING:
     from mlplab.data.dataset import FeatureSchema
@@ -81,33 +78,3 @@ class SequenceAdapter(nn.Module):
                              f"{tuple(x.shape)}")
         return x
 
-
-
-
-@register_head("forecast")
-class ForecastHead(nn.Module):
-    """A linear head over time for token streams: `(batch, tokens, width) -> (batch, d_out)`.
-
-    Output `o` (one horizon step of one target channel, `d_out = h * channels`) reads its own
-    channel mixture `Z @ w_o` and weighs the time steps with its own `v_o`:
-    `out[o] = sum_t v[o, t] (Z[t] . w[:, o]) + b[o]`. TSMixer's head (a dense map
-    `input_size -> h` over time per channel) is the case `w_o` = the output's channel.
-    """
-
-    def __init__(self, width: int, d_out: int, *, n_tokens: int) -> None:
-        super().__init__()
-        self.channel = nn.Linear(width, d_out, bias=False)
-        self.time = nn.Parameter(torch.empty(d_out, n_tokens).uniform_(
-            -1 / math.sqrt(n_tokens), 1 / math.sqrt(n_tokens)))
-        self.bias = nn.Parameter(torch.zeros(d_out))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return (self.channel(x) * self.time.T).sum(dim=-2) + self.bias
-
-    @classmethod
-    def from_spec(cls, spec: Any, *, width: int, d_out: int, n_tokens: int | None = None,
-                  k: int = 1) -> nn.Module:
-        if n_tokens is None:
-            raise SpecError("model.head: 'forecast' reads a token stream; this adapter gives a "
-                            "flat (batch, d) stream (use 'linear')")
-        return cls(width, d_out, n_tokens=n_tokens)

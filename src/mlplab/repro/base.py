@@ -194,17 +194,20 @@ def measured_table(runs: pd.DataFrame) -> pd.DataFrame:
         row: dict[str, Any] = {"cell": cell, "metric": metric}
         for fam in families:
             q = part.loc[part["family"] == fam, "quality"].to_numpy(float)
-            row[fam] = _mean_std(q)
+            row[fam] = mean_std(q)
         rows.append(row)
     return pd.DataFrame(rows)
 
 
-def _mean_std(values: np.ndarray) -> str:
+def mean_std(values: np.ndarray, *, digits: int = 4) -> str:
+    """`mean ± std` (sample std) of one family's values to `digits` significant digits; the
+    mean alone for one value or identical values (a deterministic baseline)."""
     if len(values) == 0:
         return ""
-    if len(values) == 1:
-        return f"{values[0]:.4g}"
-    return f"{values.mean():.4g} ± {values.std(ddof=1):.2g}"
+    mean = values.mean()
+    if len(values) == 1 or not values.std() > 0:
+        return f"{mean:.{digits}g}"
+    return f"{mean:.{digits}g} ± {values.std(ddof=1):.2g}"
 
 
 @dataclass(frozen=True)

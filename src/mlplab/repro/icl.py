@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from mlplab.repro import register
-from mlplab.repro.base import Claim, ScriptReproduction
+from mlplab.repro.base import Claim, ScriptReproduction, mean_std
 from mlplab.repro.verdict import AGREES, DISAGREES, Verdict, compare
 
 PAPER = ("Tong & Pehlevan (2025): MLPs and MLP-Mixers reach the Bayes-optimal (ridge) loss "
@@ -152,16 +152,21 @@ def measure(p: ICLProtocol, quiet: bool = True) -> pd.DataFrame:
 
     rows = []
     for n_ctx in p.contexts:
+        # FLOPs per sample depend on the shapes only: the matched widths are solved once
+        tokens = n_ctx + 1
+        probe = sequences(8, n_ctx, p.d, p.noise, 0)[0]
+        with torch.random.fork_rng(devices=[]):
+            budget = flops(Attention(tokens, p.d + 1, p.width), probe)
+            widths = {name: p.width if name == "transformer" else
+                      matched_width(cls, tokens, p.d + 1, budget, probe)
+                      for name, cls in MODELS.items()}
         for seed in p.seeds:
             x, y, _ = sequences(p.train, n_ctx, p.d, p.noise, 1000 + seed)
             xv, yv, _ = sequences(p.test // 2, n_ctx, p.d, p.noise, 2000 + seed)
             xt, yt, ridge = sequences(p.test, n_ctx, p.d, p.noise, 3000 + seed)
             ridge_mse = float(((ridge - yt) ** 2).mean())
-            tokens, width = n_ctx + 1, p.width
-            budget = flops(Attention(tokens, p.d + 1, width), x)
             for name, cls in MODELS.items():
-                w = width if name == "transformer" else matched_width(cls, tokens, p.d + 1,
-                                                                      budget, x)
+                w = widths[name]
                 with torch.random.fork_rng(devices=[]):
                     torch.manual_seed(seed)
                     model = cls(tokens, p.d + 1, w)
@@ -186,9 +191,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     for cell, part in runs.groupby("cell", sort=False):
         row = {"cell": cell, "ridge MSE": f"{part['ridge'].mean():.4g}"}
         for fam, f in part.groupby("family", sort=False):
-            q = f["quality"]
-            row[f"{fam} excess"] = f"{q.mean():.3g} ± {q.std(ddof=1):.2g}" if len(q) > 1 \
-                else f"{q.mean():.3g}"
+            row[f"{fam} excess"] = mean_std(f["quality"].to_numpy(float), digits=3)
             row[f"{fam} FLOPs"] = f"{f['flops'].mean():,.0f}"
         rows.append(row)
     return pd.DataFrame(rows)

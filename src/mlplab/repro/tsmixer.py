@@ -28,7 +28,7 @@ import pandas as pd
 
 from mlplab.errors import SpecError
 from mlplab.repro import register
-from mlplab.repro.base import Claim, ScriptReproduction
+from mlplab.repro.base import Claim, ScriptReproduction, mean_std
 from mlplab.repro.verdict import AGREES, DISAGREES, Comparison, Verdict, combine, compare
 
 CASES = {  # name -> (source, input_size, h, season)
@@ -60,10 +60,6 @@ DEFAULT = TSMixerProtocol()
 FULL = TSMixerProtocol(series=tuple(CASES), seeds=(0, 1, 2, 3, 4), steps=2000)
 
 
-def _split(n: int, h: int) -> tuple[int, int]:
-    return max(h, n // 10 // h * h), max(h, n // 5 // h * h)
-
-
 def forecast_runs(p: TSMixerProtocol) -> pd.DataFrame:
     """One row per series x family x seed: test MAE on the original scale."""
     import torch
@@ -71,7 +67,7 @@ def forecast_runs(p: TSMixerProtocol) -> pd.DataFrame:
     from mlplab.forecast import evaluate as ev
     from mlplab.forecast.data import panel_from_frame
     from mlplab.forecast.models import TSMixer
-    from mlplab.forecast.prepare import Prepared, WindowConfig
+    from mlplab.forecast.prepare import Prepared, WindowConfig, default_sizes
     from mlplab.forecast.sources import SERIES, load_series
     from mlplab.spec import TrainSpec
 
@@ -84,7 +80,7 @@ def forecast_runs(p: TSMixerProtocol) -> pd.DataFrame:
         frame, _ = load_series(source)
         frame = frame[["unique_id", "ds", "y"]]
         panel = panel_from_frame(frame, channels=SERIES[source].channels)
-        val, test = _split(len(panel.series[0]), h)
+        val, test = default_sizes(len(panel.series[0]), h)
         prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
         windows = prep.windows("test")
         for kind in ev.BASELINES:
@@ -162,10 +158,7 @@ def table(runs: pd.DataFrame) -> pd.DataFrame:
     for cell, part in runs.groupby("cell", sort=False):
         row: dict[str, Any] = {"cell": cell}
         for fam, f in part.groupby("family", sort=False):
-            q = f["quality"].to_numpy(float)
-            spread = q.std(ddof=1) if len(q) > 1 else 0.0
-            row[fam] = f"{q.mean():.4g}" + (f" ± {spread:.2g}"
-                                            if spread > 1e-9 * abs(q.mean()) else "")
+            row[fam] = mean_std(f["quality"].to_numpy(float))
         rows.append(row)
     return pd.DataFrame(rows)
 
