@@ -26,8 +26,16 @@ SCHEMA = FeatureSchema(["a", "b", "c"], ["colour"], [4])
 
 
 def tabm_spec(**kw) -> ModelSpec:
-    base = dict(block="plain", activation="relu", norm="none", width=16, depth=3, dropout=0.1,
-                ensemble="tabm", k=4)
+    base = dict(
+        block="plain",
+        activation="relu",
+        norm="none",
+        width=16,
+        depth=3,
+        dropout=0.1,
+        ensemble="tabm",
+        k=4,
+    )
     return ModelSpec(**{**base, **kw})
 
 
@@ -86,11 +94,13 @@ def test_tabm_model_shapes_first_layer_random_rest_ones() -> None:
 def test_tabm_onehot_categorical_is_one_scaling_chunk(ensemble: str) -> None:
     # as in the official package: a one-hot column's whole width shares one random sign
     torch.manual_seed(0)
-    model = build_model(tabm_spec(ensemble=ensemble, cat_encoding="onehot", k=16), SCHEMA,
-                        d_out=2)
+    model = build_model(tabm_spec(ensemble=ensemble, cat_encoding="onehot", k=16), SCHEMA, d_out=2)
     assert model.adapter.feature_widths == [1, 1, 1, 5]
-    scaling = model.backbone.scale.weight if ensemble == "tabm-mini" else next(
-        m for m in model.modules() if isinstance(m, BatchEnsembleLinear)).r
+    scaling = (
+        model.backbone.scale.weight
+        if ensemble == "tabm-mini"
+        else next(m for m in model.modules() if isinstance(m, BatchEnsembleLinear)).r
+    )
     assert scaling.shape == (16, 8)
     assert bool((scaling[:, 3:] == scaling[:, 3:4]).all())
     assert set(scaling.unique().tolist()) == {-1.0, 1.0}
@@ -162,8 +172,17 @@ def test_regression_ensemble_predicts_member_mean_and_weights() -> None:
 
 
 def test_train_tabm_from_a_spec(tiny_spec) -> None:
-    spec = tiny_spec(model={"block": "plain", "activation": "relu", "norm": "none", "width": 32,
-                            "ensemble": "tabm", "k": 4}, train={"epochs": 15})
+    spec = tiny_spec(
+        model={
+            "block": "plain",
+            "activation": "relu",
+            "norm": "none",
+            "width": 32,
+            "ensemble": "tabm",
+            "k": 4,
+        },
+        train={"epochs": 15},
+    )
     result = mlplab.train(spec)
     assert result.metrics["test"]["accuracy"] > 0.8
 
@@ -177,3 +196,155 @@ def test_tabm_presets_print_progress_when_verbose(preset, capsys) -> None:
     assert "epoch 1/2" in err and "epoch 2/2" in err
     preset(k=2, d_block=8, max_epochs=2, random_state=0, threads=1).fit(X, y)
     assert capsys.readouterr().err == ""
+
+
+# -- the fused TabM path (nn/ensemble_fused.py) -----------------------------------------------
+
+
+def _fused_model(d_out: int, *, width: int = 16, k: int = 4, dropout: float = 0.1):
+    torch.manual_seed(0)
+    model = build_model(tabm_spec(width=width, k=k, dropout=dropout), SCHEMA, d_out=d_out)
+    with torch.no_grad():  # members that differ everywhere
+        for name, p in model.named_parameters():
+            if name.endswith((".r", ".s", "fc.bias")):
+                p.normal_()
+    return model
+
+
+def _run(model, *, module_path: bool, bf16: bool = False, seed: int = 1):
+    """Outputs and parameter gradients of one forward/backward; `module_path` forces the
+    module-by-module path (a forward hook on the backbone turns the fused path off)."""
+    handle = model.backbone.register_forward_hook(lambda *a: None) if module_path else None
+    x, x_cat = (
+        torch.randn(9, 3, generator=torch.Generator().manual_seed(2)),
+        torch.randint(0, 5, (9, 1), generator=torch.Generator().manual_seed(3)),
+    )
+    torch.manual_seed(seed)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        out = model(x, x_cat)
+    weights = torch.linspace(-1, 1, out.numel()).view(out.shape)
+    (out.float() * weights).sum().backward()
+    grads = {n: p.grad.clone() for n, p in model.named_parameters()}
+    model.zero_grad(set_to_none=True)
+    if handle is not None:
+        handle.remove()
+    return out, grads
+
+
+@pytest.mark.parametrize("d_out", [1, 3, 12])
+@pytest.mark.parametrize("train", [True, False])
+def test_fused_tabm_equals_the_module_path(d_out: int, train: bool) -> None:
+    model = _fused_model(d_out)
+    model.train(train)
+    assert model.backbone.fused_blocks() is not None
+    out, grads = _run(model, module_path=False)
+    ref_out, ref_grads = _run(model, module_path=True)  # same seed: the same dropout masks
+    assert out.shape == (9, 4, d_out)
+    torch.testing.assert_close(out, ref_out, rtol=1e-5, atol=1e-6)
+    for name, g in ref_grads.items():
+        torch.testing.assert_close(grads[name], g, rtol=1e-4, atol=1e-6, msg=name)
+    if train:  # dropout changed something: another seed, other masks
+        assert not torch.allclose(_run(model, module_path=False, seed=5)[0], out)
+
+
+def test_fused_tabm_runs_no_module_forward(monkeypatch) -> None:
+    model = _fused_model(2)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the module path ran")
+
+    monkeypatch.setattr(BatchEnsembleLinear, "forward", refuse)
+    assert model(torch.randn(3, 3), torch.zeros(3, 1, dtype=torch.long)).shape == (3, 4, 2)
+    with pytest.raises(AssertionError, match="module path"):  # a hook: the module path
+        _run(model, module_path=True)
+
+
+def test_fused_tabm_only_for_the_plain_batchensemble_mlp() -> None:
+    residual = build_model(tabm_spec(block="standard", norm="layernorm", k=3), SCHEMA, 2)
+    assert residual.backbone.fused_blocks() is None
+    mini = build_model(tabm_spec(ensemble="tabm-mini", k=3), SCHEMA, 2)
+    assert mini.backbone.fused_blocks() is None
+    gelu = build_model(tabm_spec(activation="gelu"), SCHEMA, 2)
+    assert gelu.backbone.fused_blocks() is None
+
+
+def test_fused_bf16_is_as_close_to_fp32_as_autocast() -> None:
+    model = _fused_model(3, width=64, k=8)
+    _, ref = _run(model, module_path=True)
+    out, fused = _run(model, module_path=False, bf16=True)
+    _, autocast = _run(model, module_path=True, bf16=True)
+    assert out.dtype == torch.bfloat16
+
+    def err(grads):
+        return max(float((grads[n] - g).norm() / g.norm()) for n, g in ref.items())
+
+    assert err(fused) < max(2 * err(autocast), 0.02)
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+def test_fused_layer_equals_the_plain_formulation(shared_input: bool) -> None:
+    from mlplab.nn.dropout import keep_bits
+    from mlplab.nn.ensemble_fused import batchensemble_relu_dropout
+
+    g = torch.Generator().manual_seed(0)
+    batch, k, d_in, d_out, p = 6, 5, 7, 4, 0.3
+    h = torch.randn(batch, 1 if shared_input else k, d_in, generator=g, requires_grad=True)
+    w, r, s, b = (
+        torch.randn(*shape, generator=g, requires_grad=True)
+        for shape in [(d_out, d_in), (k, d_in), (k, d_out), (k, d_out)]
+    )
+    keep = keep_bits((batch, k, d_out), round(p * 2**15), torch.float32)
+    kept = (keep != 0).float()
+    assert 0 < kept.mean() < 1
+    out = batchensemble_relu_dropout(h, w, r, s, b, keep, p)
+    ref = torch.relu(((h * r) @ w.T) * s + b) * kept / (1 - p)
+    torch.testing.assert_close(out, ref)
+    upstream = torch.randn(out.shape, generator=g)
+    grads = torch.autograd.grad((out * upstream).sum(), (h, w, r, s, b))
+    ref_grads = torch.autograd.grad((ref * upstream).sum(), (h, w, r, s, b))
+    for got, want in zip(grads, ref_grads, strict=True):
+        torch.testing.assert_close(got, want)
+    # no dropout: relu of the BatchEnsemble linear
+    torch.testing.assert_close(
+        batchensemble_relu_dropout(h, w, r, s, b), torch.relu(((h * r) @ w.T) * s + b)
+    )
+
+
+@pytest.mark.parametrize("d_out", [1, 2, 9, 12])
+def test_ensemble_head_equals_einsum(d_out: int) -> None:
+    from mlplab.nn.ensemble_fused import ensemble_head
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(7, 3, 5, generator=g, requires_grad=True)
+    w = torch.randn(3, 5, d_out, generator=g, requires_grad=True)
+    b = torch.randn(3, d_out, generator=g, requires_grad=True)
+    out, ref = ensemble_head(x, w, b), torch.einsum("bki,kio->bko", x, w) + b
+    torch.testing.assert_close(out, ref)
+    upstream = torch.randn(out.shape, generator=g)
+    for got, want in zip(
+        torch.autograd.grad((out * upstream).sum(), (x, w, b)),
+        torch.autograd.grad((ref * upstream).sum(), (x, w, b)),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, want)
+
+
+def test_bit_dropout_masks_values_and_gradients() -> None:
+    from mlplab.nn.dropout import BitDropout, keep_bits
+
+    torch.manual_seed(0)
+    drop = BitDropout(0.1)
+    assert drop.p == 3277 / 2**15  # 0.100006: p as asked, to 1/32768
+    for dtype, int_type in [(torch.bfloat16, torch.int16), (torch.float32, torch.int32)]:
+        mask = keep_bits((400, 500), drop.threshold, dtype)
+        assert mask.dtype == int_type and set(mask.unique().tolist()) == {-1, 0}
+        assert abs(float((mask == 0).float().mean()) - drop.p) < 0.005
+    assert bool((keep_bits((1000,), 0, torch.float32) == -1).all())  # p = 0: all kept
+    x = torch.ones(300, 300, requires_grad=True)
+    y = drop(x)
+    dropped = y == 0
+    assert y.unique().tolist() == pytest.approx([0.0, 1 / (1 - drop.p)])
+    y.sum().backward()
+    assert torch.equal(x.grad == 0, dropped)  # the gradient is masked like the values
+    drop.eval()
+    assert drop(x) is x

@@ -10,6 +10,11 @@ The task trains on the mean of the k losses and predicts with the mean of the k 
   feature); every other `r` and `s` starts at ones.
 - `tabm-mini`: the units are shared; one per-member scaling `ScaleEnsemble` sits before the
   first layer.
+
+A `tabm` backbone of plain blocks (BatchEnsemble linear, no norm, ReLU, dropout: the TabM
+paper's MLP) runs each block as one fused step (`ensemble_fused`, same math, fewer passes over
+memory); its dropout is a bit mask (`BitDropout`, p exact to 1/32768, no bool tensors). The
+module-by-module path runs instead while any forward hook watches the backbone (inspection).
 """
 
 from __future__ import annotations
@@ -21,6 +26,12 @@ import torch
 from torch import Tensor, nn
 
 from mlplab.errors import SpecError
+from mlplab.nn.dropout import BitDropout
+from mlplab.nn.ensemble_fused import (
+    batchensemble_relu_dropout,
+    compute_dtype,
+    ensemble_head,
+)
 from mlplab.nn.registry import register_head, register_unit
 
 SCALING_INITS = ("ones", "random-signs", "normal")
@@ -71,8 +82,11 @@ class BatchEnsembleLinear(nn.Module):
         self.weight = nn.Parameter(_uniform_(torch.empty(d_out, d_in), d_in))
         self.r = nn.Parameter(torch.ones(k, d_in))
         self.s = nn.Parameter(torch.ones(k, d_out))
-        self.bias = nn.Parameter(_uniform_(torch.empty(d_out), d_in).expand(k, d_out).clone()) \
-            if bias else None
+        self.bias = (
+            nn.Parameter(_uniform_(torch.empty(d_out), d_in).expand(k, d_out).clone())
+            if bias
+            else None
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         y = nn.functional.linear(x * self.r, self.weight)
@@ -88,8 +102,9 @@ class ScaleEnsemble(nn.Module):
     Shapes: `(batch, k, d) -> (batch, k, d)`.
     """
 
-    def __init__(self, k: int, d: int, *, init: str = "random-signs",
-                 chunks: list[int] | None = None) -> None:
+    def __init__(
+        self, k: int, d: int, *, init: str = "random-signs", chunks: list[int] | None = None
+    ) -> None:
         super().__init__()
         self.weight = nn.Parameter(init_scaling_(torch.empty(k, d), init, chunks))
 
@@ -107,11 +122,12 @@ class LinearEnsembleHead(nn.Module):
         self.bias = nn.Parameter(_uniform_(torch.empty(k, d_out), width))
 
     def forward(self, x: Tensor) -> Tensor:
-        return torch.einsum("bki,kio->bko", x, self.weight) + self.bias
+        return ensemble_head(x, self.weight, self.bias)
 
     @classmethod
-    def from_spec(cls, spec: Any, *, width: int, d_out: int, n_tokens: int | None = None,
-                  k: int = 1) -> nn.Module:
+    def from_spec(
+        cls, spec: Any, *, width: int, d_out: int, n_tokens: int | None = None, k: int = 1
+    ) -> nn.Module:
         if n_tokens is not None:
             raise SpecError("model.head: 'ensemble' needs a flat (batch, k, d) stream")
         return cls(width, d_out, k=k)
@@ -126,8 +142,16 @@ class EnsembleBackbone(nn.Module):
     Shapes: `(batch, d_in) -> (batch, k, width)`.
     """
 
-    def __init__(self, backbone: nn.Module, *, k: int, d_in: int, kind: str,
-                 init: str = "random-signs", chunks: list[int] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        *,
+        k: int,
+        d_in: int,
+        kind: str,
+        init: str = "random-signs",
+        chunks: list[int] | None = None,
+    ) -> None:
         super().__init__()
         self.k = k
         self.width = backbone.width
@@ -135,7 +159,9 @@ class EnsembleBackbone(nn.Module):
         if kind == "tabm-mini":
             self.scale = ScaleEnsemble(k, d_in, init=init, chunks=chunks)
         elif kind == "tabm":
-            first = next((m for m in backbone.modules() if isinstance(m, BatchEnsembleLinear)), None)
+            first = next(
+                (m for m in backbone.modules() if isinstance(m, BatchEnsembleLinear)), None
+            )
             if first is None:
                 raise ValueError("a 'tabm' ensemble needs a backbone of BatchEnsembleLinear units")
             width_in = first.r.shape[1]
@@ -143,7 +169,60 @@ class EnsembleBackbone(nn.Module):
         else:
             raise ValueError(f"unknown ensemble kind {kind!r}; choose 'tabm' or 'tabm-mini'")
         self.backbone = backbone
+        if kind == "tabm":  # the plain TabM MLP: bit-mask dropout, then the fused path
+            from mlplab.nn.blocks import PlainBlock
+
+            for block in [getattr(backbone, "lift", None), *getattr(backbone, "blocks", [])]:
+                if type(block) is PlainBlock and type(block.drop) is nn.Dropout:
+                    block.drop = BitDropout(block.drop.p)
+
+    def fused_blocks(self) -> list[nn.Module] | None:
+        """The plain BatchEnsemble blocks the fused path runs, in order, or None when the
+        backbone is anything else (residual blocks, a norm, another activation, top-k)."""
+        from mlplab.nn.blocks import PlainBlock  # blocks imports the unit registry
+        from mlplab.nn.layers import NoNorm
+
+        lift, blocks = getattr(self.backbone, "lift", None), getattr(self.backbone, "blocks", None)
+        if not isinstance(blocks, nn.Sequential) or not isinstance(self.backbone.norm, nn.Identity):
+            return None
+        layers = [lift, *blocks]
+        for b in layers:
+            if not (
+                type(b) is PlainBlock
+                and type(b.fc) is BatchEnsembleLinear
+                and b.fc.bias is not None
+                and type(b.norm) in (NoNorm, nn.Identity)
+                and type(b.act) is nn.ReLU
+                and type(b.drop) is BitDropout
+            ):
+                return None
+        return layers
+
+    def _hooked(self) -> bool:
+        from torch.nn.modules import module as m
+
+        if m._global_forward_hooks or m._global_forward_pre_hooks:
+            return True
+        return any(x._forward_hooks or x._forward_pre_hooks for x in self.modules())
 
     def forward(self, x: Tensor) -> Tensor:
+        if isinstance(self.scale, nn.Identity) and not self._hooked():
+            layers = self.fused_blocks()
+            if layers is not None:
+                return self._fused(x, layers)
         x = x.unsqueeze(-2).expand(*x.shape[:-1], self.k, x.shape[-1])
         return self.backbone(self.scale(x))
+
+    def _fused(self, x: Tensor, layers: list[nn.Module]) -> Tensor:
+        """`(batch, d_in) -> (batch, k, width)`: each block as one fused step, the input
+        shared by the members as a `(batch, 1, d_in)` view."""
+        h = x.unsqueeze(-2)
+        for block in layers:
+            fc, drop = block.fc, block.drop
+            keep = None
+            if drop.active():
+                keep = drop.mask(
+                    (*h.shape[:-2], self.k, fc.weight.shape[0]), compute_dtype(h), x.device
+                )
+            h = batchensemble_relu_dropout(h, fc.weight, fc.r, fc.s, fc.bias, keep, drop.p)
+        return h
