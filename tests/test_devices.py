@@ -58,12 +58,12 @@ def test_estimator_cuda_is_refused_with_the_reason() -> None:
 
 
 def test_cpu_training_keeps_data_where_it_is() -> None:
-    from mlplab.run import _prepare
+    from mlplab.run import prepare_run
     from mlplab.spec import parse_spec
     from mlplab.train.trainer import Trainer
 
     spec = parse_spec(TINY_SPEC)
-    data, task, model, _ = _prepare(spec)
+    data, task, model, _ = prepare_run(spec)
     trainer = Trainer(model, task, data, spec.train, quiet=True)
     assert trainer.device == torch.device("cpu") and trainer.resident
     assert trainer.data.train.x is data.train.x  # no copy on the CPU
@@ -102,13 +102,13 @@ def test_gpu_run_resumes_and_loads_on_the_cpu(tmp_path: Path) -> None:
 
 @gpu
 def test_gpu_pinned_host_path_when_the_data_does_not_fit(monkeypatch) -> None:
-    from mlplab.run import _prepare
+    from mlplab.run import prepare_run
     from mlplab.spec import parse_spec
     from mlplab.train.trainer import Trainer
 
     monkeypatch.setattr(dev, "FIT_FRACTION", 0.0)
     spec = parse_spec(merge(TINY_SPEC, {"train": {"device": "cuda"}}))
-    data, task, model, _ = _prepare(spec)
+    data, task, model, _ = prepare_run(spec)
     trainer = Trainer(model, task, data, spec.train, quiet=True)
     assert not trainer.resident and trainer.data.train.x.is_pinned()
     trainer.fit()

@@ -49,10 +49,10 @@ class Outputs(Hook):
 
 
 def run_with_hook(tiny_spec, **train) -> tuple[Trainer, Outputs]:
-    from mlplab.run import _prepare
+    from mlplab.run import prepare_run
 
     spec = parse_spec(tiny_spec(model=KAN, train={"epochs": 4, **train}))
-    data, task, model, _ = _prepare(spec)
+    data, task, model, _ = prepare_run(spec)
     hook = Outputs()
     trainer = Trainer(model, task, data, spec.train, seed=spec.seed, quiet=True, hooks=[hook])
     trainer.fit()
@@ -222,11 +222,11 @@ def test_rbf_updated_centres_save_load_and_train():
 
 
 def test_rbf_grid_update_in_a_run_moves_the_centres_to_the_inputs(tiny_spec):
-    from mlplab.run import _prepare
+    from mlplab.run import prepare_run
 
     spec = parse_spec(tiny_spec(model={"unit": "rbf", "width": 8, "depth": 1},
                                 train={"epochs": 2, "grid_update_epochs": [0, 1]}))
-    data, task, model, _ = _prepare(spec)
+    data, task, model, _ = prepare_run(spec)
     hook = Outputs()
     trainer = Trainer(model, task, data, spec.train, seed=spec.seed, quiet=True, hooks=[hook])
     trainer.fit()

@@ -65,7 +65,7 @@ def test_solver_uses_few_measurements():
 @pytest.mark.parametrize("bins,method", [(4, "quantile"), (16, "quantile"), (8, "tree")])
 def test_ple_models_are_measured_with_their_own_bins(bins, method):
     """The meter fits PLE edges as `mlplab.train` does, separately per ple_bins/ple_method."""
-    from mlplab.run import _prepare
+    from mlplab.run import prepare_run
 
     base = {"data": {"source": "sklearn:diabetes"},
             "model": {"depth": 1, "width": 32, "num_embeddings": "ple", "ensemble": "tabm", "k": 4}}
@@ -74,5 +74,5 @@ def test_ple_models_are_measured_with_their_own_bins(bins, method):
     spec = mlplab.parse_spec({**base, "model": {**base["model"], "ple_bins": bins,
                                                 "ple_method": method}})
     counts = meter.measure(spec)
-    assert counts == _prepare(spec)[3]  # what the trained model will count
+    assert counts == prepare_run(spec)[3]  # what the trained model will count
     assert counts["params"] < plain["params"]

@@ -31,12 +31,12 @@ def test_auto_is_bf16_exactly_where_the_cpu_has_amx(monkeypatch, amx: bool) -> N
 
 
 def test_auto_is_accepted_by_the_spec_and_resolved_by_the_trainer() -> None:
-    from mlplab.run import _prepare
+    from mlplab.run import prepare_run
     from mlplab.spec import parse_spec
     from mlplab.train.trainer import Trainer
 
     spec = parse_spec({**DIGITS, "train": {**DIGITS["train"], "precision": "auto"}})
-    data, task, model, _ = _prepare(spec)
+    data, task, model, _ = prepare_run(spec)
     trainer = Trainer(model, task, data, spec.train, quiet=True)
     assert trainer.precision == ("bf16" if speed.cpu_has_fast_bf16() else "fp32")
     assert spec.train.precision == "auto"  # the spec keeps what was asked

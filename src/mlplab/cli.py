@@ -118,10 +118,10 @@ def cmd_validate(args: argparse.Namespace) -> None:
         return _validate_sweep(args)
     spec = load_spec(args.spec, args.set)
     if args.data:  # everything `train` does before its first epoch
-        from mlplab.run import _prepare
+        from mlplab.run import prepare_run
         from mlplab.tables import print_table, schema_table, target_line
 
-        data, task, _, counts = _prepare(spec)
+        data, task, _, counts = prepare_run(spec)
         pre = data.features
         indicators = f" (+{len(pre.indicators)} missing indicators)" if pre.indicators else ""
         out.print(f"data: {len(data.train)}/{len(data.val)}/{len(data.test)} rows "

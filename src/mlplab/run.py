@@ -80,14 +80,23 @@ def default_run_dir(spec: RunSpec, root: str | Path = "runs") -> Path:
     return path
 
 
-def _prepare(spec: RunSpec, threads: int | None = None
-             ) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
-    torch.set_num_threads(spec.train.threads or threads or default_threads())
+def prepare_data(spec: RunSpec) -> tuple[Dataset, Task]:
+    """The run's `Dataset` (numeric bins fitted for the model) and `Task`, built and seeded
+    exactly as `train` builds them: the same split, preprocessing and target coding."""
     seed_everything(spec.seed)
     data = build_data(spec)
     fit_bins(data, spec.model, seed=spec.seed)
     task = run_task(spec, data)
     task.check_monitor(spec.train.monitor)
+    return data, task
+
+
+def prepare_run(spec: RunSpec, threads: int | None = None
+                ) -> tuple[Dataset, Task, nn.Module, dict[str, int]]:
+    """Everything `train` does before its first epoch: threads, data, task, the freshly
+    initialised model and its parameter/FLOP counts."""
+    torch.set_num_threads(spec.train.threads or threads or default_threads())
+    data, task = prepare_data(spec)
     torch.manual_seed(spec.seed)
     model = build_run_model(data.kind, spec.model, data.schema, task.d_out)
     counts = count(model, data.train.inputs(slice(0, min(64, len(data.train)))))
@@ -135,7 +144,7 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
     with contextlib.ExitStack() as held:
         if run_dir is not None and resume and main:  # before the data: a second writer fails fast
             held.enter_context(run_lock(run_dir))
-        data, task, model, counts = _prepare(
+        data, task, model, counts = prepare_run(
             spec, _recorded_threads(run_dir) if run_dir is not None and resume else None)
         trainer = Trainer(model, task, data, spec.train, seed=spec.seed, run_dir=run_dir,
                           quiet=quiet, flops_per_sample=counts["matmul_flops_per_sample"],

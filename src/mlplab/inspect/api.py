@@ -64,12 +64,12 @@ class InspectReport:
 
 
 def _open_run(run_dir: Path) -> tuple[nn.Module, Any, Any, str]:
-    from mlplab.run import _prepare, load_run
+    from mlplab.run import load_run, prepare_data
 
     if not run_dir.is_dir():
         raise MlplabError(f"{str(run_dir)!r} is not a run directory (it does not exist)")
     loaded = load_run(run_dir)  # missing or corrupt files: a clear RunFileError/SpecError
-    data, task, _, _ = _prepare(loaded.spec)
+    data, task = prepare_data(loaded.spec)
     return loaded.model, data, task, loaded.spec.run_name()
 
 
