@@ -8,10 +8,11 @@ the `2^d` corners of its cell with multilinear weights (`kernel="linear"`), or a
 window with separable Gaussian weights (`kernel="gaussian"`). A level whose `(N_l + 1)^d`
 vertices fit into `2^log2_table` entries is indexed densely (no collisions); a finer one is
 hashed with instant-NGP's spatial hash `xor_k(c_k * pi_k) mod 2^log2_table`,
-`pi = (1, 2654435761, 805459861)`. Every level lives in one flat table: the index math is
-done for all levels at once (tensors `(batch, levels, ...)`), and the lookup is one
-`index_select` plus one batched `(1, corners) @ (corners, features)` product per (row, level),
-whose backward is one `index_add_` into the table.
+`pi = (1, 2654435761, 805459861)`. Every level lives in one flat `(rows, features)` table:
+the index math is done for all levels at once in int32 (tensors `(…, batch, levels)`), and the
+lookup (`mlplab.nn.grid_lookup`) is one `index_select` of whole rows plus a weighted sum over
+the corners, its backward one `index_add_` into the table; its output is already the
+`(batch, levels * features)` layout.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from torch import Tensor, nn
 
 from mlplab.nn import options as opt
 from mlplab.nn.encodings import CoordinateAdapter
+from mlplab.nn.grid_lookup import GridLookup
 from mlplab.nn.registry import register_adapter
 
 PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037)
@@ -37,40 +39,6 @@ def level_resolutions(levels: int, base: float, finest: float) -> list[int]:
         return [int(math.floor(finest))]
     growth = math.exp((math.log(finest) - math.log(base)) / (levels - 1))
     return [int(math.floor(base * growth ** level + 1e-9)) for level in range(levels)]
-
-
-class _Lookup(torch.autograd.Function):
-    """`table (F, rows)`, `idx (C, n)` int64, `w (C, n)` -> `(F, n)`: `sum_c w[c] table[:, idx[c]]`.
-
-    Feature-major layout: the gather, the weighted sum and the backward's `index_add_` all run
-    over long contiguous rows (2-4x faster on CPU than a `(rows, F)` table with F = 2).
-    The weights' gradient is computed only when asked for (coordinates that require grad).
-    """
-
-    @staticmethod
-    def forward(ctx: Any, table: Tensor, idx: Tensor, w: Tensor) -> Tensor:
-        c, n = idx.shape
-        rows = table.index_select(1, idx.view(-1)).view(-1, c, n)
-        ctx.save_for_backward(table, idx, w)
-        w = w.to(rows.dtype)
-        out = rows[:, 0] * w[0]
-        for corner in range(1, c):  # over the 2^d corners, never over levels
-            out.addcmul_(rows[:, corner], w[corner])
-        return out
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, None, Tensor | None]:
-        table, idx, w = ctx.saved_tensors
-        c, n = idx.shape
-        grad = grad.to(table.dtype).contiguous().unsqueeze(1)  # (F, 1, n)
-        grad_table = grad_w = None
-        if ctx.needs_input_grad[0]:
-            per_corner = (w.to(table.dtype) * grad).reshape(-1, c * n)
-            grad_table = torch.zeros_like(table).index_add_(1, idx.view(-1), per_corner)
-        if ctx.needs_input_grad[2]:
-            rows = table.index_select(1, idx.view(-1)).view(-1, c, n)
-            grad_w = (rows * grad).sum(0).to(w.dtype)
-        return grad_table, None, grad_w
 
 
 class GridEncoding(CoordinateAdapter):
@@ -119,8 +87,8 @@ class GridEncoding(CoordinateAdapter):
             start += self.sizes[level]
         self.register_buffer("res", torch.tensor(self.resolutions, dtype=torch.float32),
                              persistent=False)
-        self.register_buffer("top", self.res - 1, persistent=False)
         self.register_buffer("res_int", self.res.int(), persistent=False)
+        self.register_buffer("top", self.res_int - 1, persistent=False)
         # per axis k and level l: the multiplier of the vertex coordinate (the dense stride
         # (N_l + 1)^k or the hash prime pi_k, as int32 that wraps: its low bits are exact),
         # and the level's offset on axis 0 (hashed levels keep `self.mask` low bits)
@@ -130,12 +98,17 @@ class GridEncoding(CoordinateAdapter):
                 for k in range(d_in)]
         self.register_buffer("mult", torch.tensor(mult, dtype=torch.int32), persistent=False)
         self.mask = self.table_size - 1
+        # per level: the bits a vertex term keeps (all on dense levels, `mask` on hashed ones)
+        self.register_buffer("masks", torch.tensor(
+            [-1 if dense else self.mask for dense in self.dense_levels], dtype=torch.int32),
+            persistent=False)
         self.register_buffer("gauss_offs", torch.tensor(GAUSSIAN_TAPS, dtype=torch.int32).view(
             -1, 1, 1), persistent=False)
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.int32),
                              persistent=False)
-        self.table = nn.Parameter(torch.empty(features, sum(self.sizes)))  # feature-major
-        nn.init.uniform_(self.table, -init_scale, init_scale)
+        # a row per vertex; drawn feature-major, so a seed gives the tables it gave before
+        init = torch.empty(features, sum(self.sizes)).uniform_(-init_scale, init_scale)
+        self.table = nn.Parameter(init.t().contiguous())
         self.d_out = levels * features
 
     @classmethod
@@ -154,63 +127,78 @@ class GridEncoding(CoordinateAdapter):
         opt.check_float(options, "lr_scale", low=0.0, open_low=True)
 
     def taps(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Vertex coordinates and weights along each axis, all levels at once:
+        """Each axis's share of the flat row index and its weight, all levels at once:
         `(batch, d_in) -> ((d_in, K, batch, L) int32, (d_in, K, batch, L))`, K = 2 (linear)
-        or 4 (gaussian)."""
+        or 4 (gaussian). A share is `(vertex_k * mult_k) & mask_l` (the dense stride or hash
+        prime, wrapping in int32: its low bits are exact); axis 0's also holds the offset."""
         u = x.float().clamp(-1.0, 1.0).add(1.0).mul(0.5)
-        pos = u.t().unsqueeze(-1) * self.res  # (d, B, L)
-        cell = torch.minimum(pos.detach().floor(), self.top)
-        frac = pos - cell
-        base = cell.int()
+        pos = u.t().unsqueeze(-1) * self.res  # (d, B, L), >= 0
+        base = pos.detach().int()  # floor, as pos >= 0
+        torch.minimum(base, self.top, out=base)
+        mult = self.mult.unsqueeze(1)  # (d, 1, L)
+        d, b, n_levels = base.shape
         if self.kernel == "linear":
-            return torch.stack([base, base + 1], 1), torch.stack([1.0 - frac, frac], 1)
-        offs = self.gauss_offs
-        vertex = torch.minimum((base.unsqueeze(1) + offs).clamp_min_(0), self.res_int)
-        weight = ((frac.unsqueeze(1) - offs) / self.rbf_width).square_().neg_().exp_()
-        return vertex.contiguous(), weight.contiguous()
+            terms = torch.empty((d, 2, b, n_levels), dtype=torch.int32, device=x.device)
+            torch.mul(base, mult, out=terms[:, 0])
+            torch.add(terms[:, 0], mult, out=terms[:, 1])  # (v + 1) * m = v * m + m
+            if pos.requires_grad:  # coordinates that require grad: differentiable weights
+                frac = pos - base
+                weight = torch.stack([1.0 - frac, frac], 1)
+            else:  # written in place: no stack copy
+                weight = pos.new_empty((d, 2, b, n_levels))
+                torch.sub(pos, base, out=weight[:, 1])
+                torch.sub(1.0, weight[:, 1], out=weight[:, 0])
+        else:
+            frac = pos - base
+            offs = self.gauss_offs
+            vertex = torch.minimum((base.unsqueeze(1) + offs).clamp_min_(0), self.res_int)
+            terms = vertex * mult.unsqueeze(1)
+            weight = ((frac.unsqueeze(1) - offs) / self.rbf_width).square_().neg_().exp_()
+        terms.bitwise_and_(self.masks)
+        terms[0].add_(self.offsets)
+        return terms, weight
 
     def lookup_indices(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Flat table rows and weights of every corner, (row, level):
-        `(batch, d_in) -> ((C, batch * L) int64, (C, batch * L))`, C = K^d.
+        `(batch, d_in) -> ((C, batch * L) int32, (C, batch * L))`, C = K^d.
 
-        Each axis contributes a per-level term `(v_k * mult_k) & mask` (`(K, batch, L)`, int32;
-        axis 0 also adds the level's offset). The dense levels come first (the coarse ones),
-        so the terms are combined by broadcasting straight into the two slices of one int64
-        output: summed on the dense levels, xor-ed on the hashed ones.
+        The dense levels come first (the coarse ones), so the axes' shares are combined by
+        broadcasting straight into the two slices of one int32 output: summed on the dense
+        levels, xor-ed on the hashed ones.
         """
-        vertex, weight = self.taps(x)  # (d, K, B, L)
-        d, k, b, n_levels = vertex.shape
+        terms, weight = self.taps(x)  # (d, K, B, L)
+        d, k, b, n_levels = terms.shape
         nd = self.n_dense
-        terms = vertex * self.mult.view(d, 1, 1, n_levels)
-        if nd < n_levels:
-            terms[..., nd:].bitwise_and_(self.mask)
-        terms[0].add_(self.offsets)
         w = weight[0]
         for axis in range(1, d):  # over coordinates (d <= 5), never over levels
             w = (w.unsqueeze(1) * weight[axis].view((1,) * axis + (k, b, n_levels))).flatten(0, 1)
-        idx = torch.empty((k,) * d + (b, n_levels), dtype=torch.int64, device=x.device)
+        if d == 1:
+            return terms[0].reshape(k, b * n_levels), w.reshape(k, b * n_levels)
+        idx = torch.empty((k,) * d + (b, n_levels), dtype=torch.int32, device=x.device)
         for part, combine in ((slice(0, nd), torch.add), (slice(nd, n_levels), torch.bitwise_xor)):
             if part.start == part.stop:
-                continue
-            view = idx[..., part]
-            if d == 1:
-                view.copy_(terms[0][..., part])
                 continue
             shaped = [terms[a][..., part].view((1,) * a + (k,) + (1,) * (d - 1 - a)
                                               + (b, part.stop - part.start)) for a in range(d)]
             acc = shaped[0]
             for a in range(1, d - 1):
                 acc = combine(acc, shaped[a])
-            combine(acc, shaped[-1], out=view)  # int32 terms widened as they are written
+            combine(acc, shaped[-1], out=idx[..., part])
         return idx.view(k ** d, b * n_levels), w.reshape(k ** d, b * n_levels)
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.d_in:
             raise ValueError(f"expected coordinates (batch, {self.d_in}), got {tuple(x.shape)}")
         idx, w = self.lookup_indices(x)
-        out = _Lookup.apply(self.table, idx, w)  # (F, batch * L)
-        b = x.shape[0]
-        return out.view(self.features, b, self.levels).permute(1, 2, 0).reshape(b, self.d_out)
+        return GridLookup.apply(self.table, idx, w).view(x.shape[0], self.d_out)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any,
+                              **kwargs: Any) -> None:
+        table = state_dict.get(prefix + "table")
+        if table is not None and table.shape != self.table.shape \
+                and table.shape == self.table.shape[::-1]:
+            state_dict[prefix + "table"] = table.t().contiguous()  # the old (features, rows)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return (f"d_in={self.d_in}, levels={self.levels}, features={self.features}, "
