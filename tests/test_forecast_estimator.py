@@ -72,3 +72,23 @@ def test_fit_errors_are_clear():
         mlplab.MLPForecaster(h=30, input_size=60, max_epochs=1).fit(frame(80))
     with pytest.raises(mlplab.SpecError, match="unknown forecasting model 'tsmix'"):
         mlplab.MLPForecaster(h=7, input_size=21, model="tsmix").fit(frame())
+
+
+def test_forecaster_is_a_scikit_learn_estimator(fitted):
+    from sklearn.base import BaseEstimator, clone
+    from sklearn.utils.validation import check_is_fitted
+
+    assert isinstance(fitted, BaseEstimator)
+    params = fitted.get_params()
+    assert params["h"] == 7 and params["model"] == "tsmixer" and params["max_epochs"] == 3
+    copy = clone(fitted)
+    assert copy.get_params() == params and not hasattr(copy, "model_")
+    with pytest.raises(ValueError, match="not fitted"):
+        copy.predict()
+    assert copy.set_params(h=3, model="linear") is copy and copy.h == 3
+    assert copy.name == "Linear" and fitted.h == 7
+    check_is_fitted(fitted)
+    learned = set(vars(fitted)) - set(params)
+    assert learned and all(k.endswith("_") for k in learned)
+    again = copy.fit(frame())
+    assert len(again.predict()) == 6 and list(again.predict().columns)[-1] == "Linear"

@@ -135,3 +135,34 @@ def test_spec_model_names_and_width_knob(series_csv):
     bad["task"]["options"]["model"] = "tsmixr"
     with pytest.raises(SpecError, match="task.options.model"):
         mlplab.train(bad)
+
+
+def test_sweep_axes_set_task_options(series_csv):
+    """Families and axes set keys inside task.options (the forecast kind checks them), and a
+    parameter budget matches TSMixer and the MLP while DLinear keeps its own size."""
+    from mlplab.lab.plan import family_spec, plan
+    from mlplab.lab.spec import parse_sweep
+
+    base = spec(series_csv)
+    base.pop("seed")
+    base["model"]["block"] = "standard"  # the MLP's block (TSMixer uses its mixing layers)
+    sweep = parse_sweep({**base, "seeds": [0], "budget": {"params": [4000]},
+                         "analysis": {"metric": "test.mae", "loss": "test.mse"},
+                         "axes": {"task.options.model": ["tsmixer", "mlp", "linear"],
+                                  "task.options.h": [3, 7]}})
+    labels = [label for label, _ in sweep.labelled_families()]
+    assert labels[:2] == ["model=tsmixer h=3", "model=tsmixer h=7"] and len(labels) == 6
+    one = family_spec(sweep, {"task.options.model": "mlp", "task.options.h": 3})
+    assert one.task.options == {"h": 3, "input_size": 21, "season": 7, "model": "mlp"}
+    _, rows = plan(sweep)
+    params = {r["family"]: r["params"] for r in rows}
+    assert all(abs(params[f"model={m} h={h}"] - 4000) <= 200 for m in ("tsmixer", "mlp")
+               for h in (3, 7))
+    assert params["model=linear h=7"] == 2 * (21 * 7 + 7)  # DLinear: no width to solve
+    for family, message in (({"task.options.input_sise": 14},
+                             r"family 'a': task.options.input_sise: unknown key; did you mean "
+                             r"'input_size'"),
+                            ({"task.options.h": 0}, r"family 'a': task.options.h: .*greater than or equal to 1"),
+                            ({"task.options.h.x": 1}, r"'task.options.h.x' is not a run-spec")):
+        with pytest.raises(SpecError, match=message):
+            parse_sweep({**base, "family": {"a": family}})

@@ -185,8 +185,14 @@ class ForecastKind(TaskKind):
     @classmethod
     def build_model(cls, spec: ModelSpec, schema: FeatureSchema, d_out: int) -> torch.nn.Module:
         """The `mlplab.forecast.models` model `task.options.model` names (see the module)."""
+        from mlplab.nn.registry import BLOCKS
+
         info = schema.info
         name = spec_model(spec, info.get("model"))
+        if name == "mlp" and getattr(BLOCKS.get(spec.block), "token_mixing", False):
+            raise SpecError(f"model.block: task.options.model = 'mlp' is a flat residual MLP over "
+                            f"the window; {spec.block!r} mixes tokens: choose a flat block "
+                            "(e.g. 'standard'), or the model 'tsmixer'")
         expected = TOKEN_PARTS if name == "tsmixer" else FLAT_PARTS
         for part, allowed in zip(("adapter", "head"), expected, strict=True):
             value = getattr(spec, part)

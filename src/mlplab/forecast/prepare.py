@@ -34,7 +34,10 @@ def series_stats(raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class WindowConfig:
-    """Lookback, horizon, train stride, rolling-origin step (default `h`) and held-out steps."""
+    """Lookback, horizon, train stride, rolling-origin step of the test windows (`step`,
+    default `h`: non-overlapping forecasts) and of the validation windows (`val_step`, default
+    1: every origin, so early stopping and the restored epoch rest on as many validation
+    forecasts as the validation steps allow; `None`: `step`), and held-out steps."""
 
     input_size: int
     h: int
@@ -43,6 +46,7 @@ class WindowConfig:
     val_size: int = 0
     test_size: int = 0
     gap: int = 0
+    val_step: int | None = 1
 
     def __post_init__(self) -> None:
         for name in ("input_size", "h", "stride"):
@@ -53,8 +57,10 @@ class WindowConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise DataError(f"{name}: expected an integer >= 0, got {value!r}")
-        if self.step is not None and (not isinstance(self.step, int) or self.step < 1):
-            raise DataError(f"step: expected a positive integer, got {self.step!r}")
+        for name in ("step", "val_step"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise DataError(f"{name}: expected a positive integer, got {value!r}")
 
     @property
     def eval_step(self) -> int:
@@ -113,7 +119,8 @@ class Prepared:
         cfg = self.config
         xs, ys, ids, starts = [], [], [], []
         for i, (v, b) in enumerate(zip(self.values, self.bounds, strict=True)):
-            step = cfg.stride if split == "train" else cfg.eval_step
+            step = {"train": cfg.stride, "val": cfg.val_step or cfg.eval_step}.get(
+                split, cfg.eval_step)
             o = origins(getattr(b, split), cfg.h, step, input_size=cfg.input_size)
             if not len(o):
                 continue

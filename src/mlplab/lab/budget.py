@@ -3,7 +3,8 @@
 Counts always come from `mlplab.count` on the real model (one example batch of the real data),
 never from formulas. The search is a secant iteration on log(count) vs log(width) between
 measured points, finished by a bracketing bisection over integer widths; widths are tried
-at most once each.
+at most once each. A model whose count does not depend on `model.width` (the forecast kind's
+DLinear) cannot be matched: `solve_spec` leaves it at its own size (`Solved.fixed`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class Solved:
     params: int
     flops: int
     error: float  # (measured - budget) / budget
+    fixed: bool = False  # the model has no width: kept at its own size, not matched
 
 
 class ModelMeter:
@@ -146,10 +148,17 @@ def solve_width(measure: Callable[[int], dict[str, int]], budget: float, *, kind
 
 def solve_spec(meter: ModelMeter, spec: RunSpec, budget: float, *, kind: str,
                tolerance: float = 0.05, max_width: int = 8192, what: str = "") -> tuple[RunSpec, Solved]:
-    """`spec` with `model.width` solved for the budget, and the measured counts."""
+    """`spec` with `model.width` solved for the budget, and the measured counts (a model whose
+    counts do not change with the width is returned as it is, `Solved.fixed`)."""
     def measure(width: int) -> dict[str, int]:
         return meter.measure(spec.model_copy(update={"model": spec.model.model_copy(
             update={"width": width})}))
+
+    key = "params" if kind == "params" else "flops_per_sample"
+    if measure(1) == measure(min(64, max_width)):
+        counts = measure(spec.model.width)
+        return spec, Solved(spec.model.width, counts["params"], counts["flops_per_sample"],
+                            (counts[key] - budget) / budget, fixed=True)
 
     solved = solve_width(measure, budget, kind=kind, tolerance=tolerance, max_width=max_width,
                          what=what)

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +163,18 @@ def family_label(values: dict[str, Any]) -> str:
 
 
 def field_exists(path: str) -> bool:
-    """Is `a.b` a field of `RunSpec` (through its nested sections)?"""
+    """Is `a.b` a field of `RunSpec` (through its nested sections)? One key inside a dict
+    field counts too (`task.options.h`, `model.block_options.tokens`): its value is checked
+    when the family's spec is parsed (by the task kind's options model, the block, ...)."""
     model: Any = RunSpec
-    for part in path.split("."):
+    parts = path.split(".")
+    for i, part in enumerate(parts):
         fields = getattr(model, "model_fields", None)
         if fields is None or part not in fields:
             return False
         model = fields[part].annotation
+        if typing.get_origin(model) is dict and i < len(parts) - 1:
+            return i == len(parts) - 2  # a key of the dict, not deeper
     return True
 
 
@@ -179,7 +185,7 @@ def with_values(base: RunSpec, values: dict[str, Any], *, where: str) -> RunSpec
         *parents, leaf = key.split(".")
         node = data
         for part in parents:
-            node = node[part]
+            node = node.setdefault(part, {}) if node.get(part) is None else node[part]
         node[leaf] = value
     try:
         return parse_spec(data)
