@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -66,6 +67,17 @@ _INT_OF = {
 }
 
 
+def random_words(n: int, device: torch.device | str | None = None) -> Tensor:
+    """`n` random int64 words. On the CPU from numpy's SFC64 generator (about 3x faster than
+    torch's mt19937 `randint` for the same bits, measured 0.5 vs 1.7 ms per 2 MB), seeded by
+    one draw of the global torch RNG, so `torch.manual_seed` still fixes every mask; on other
+    devices `torch.randint` there."""
+    if device is not None and torch.device(device).type != "cpu":
+        return torch.randint(-(2**63), 2**63 - 1, (n,), dtype=torch.int64, device=device)
+    seed = int(torch.randint(0, 2**62, (1,)).item())
+    return torch.from_numpy(np.random.SFC64(seed).random_raw(n).view(np.int64))
+
+
 def keep_bits(
     shape: torch.Size | tuple[int, ...],
     threshold: int,
@@ -77,14 +89,13 @@ def keep_bits(
     `threshold / 32768`.
 
     No bool tensor is made: masks on bool tensors run ~10x slower than integer passes on CPU.
-    Every element takes 16 random bits `v` (four per int64 draw of the global torch RNG); it
-    is kept when `v >> 1 >= threshold - 2**14`, which the sign of `(t - 1) - (v >> 1)` tells in
-    int16 arithmetic without overflow. `x.view(int).bitwise_and_(mask)` then zeroes the
-    dropped values of a float tensor `x` in place.
+    Every element takes 16 random bits `v` (four per word of `random_words`); it is kept when
+    `v >> 1 >= threshold - 2**14`, which the sign of `(t - 1) - (v >> 1)` tells in int16
+    arithmetic without overflow. `x.view(int).bitwise_and_(mask)` then zeroes the dropped
+    values of a float tensor `x` in place.
     """
     n = math.prod(shape)
-    words = torch.randint(-(2**63), 2**63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=device)
-    v = words.view(torch.int16)[:n].view(shape)
+    v = random_words((n + 3) // 4, device).view(torch.int16)[:n].view(shape)
     mask = torch.sub(threshold - 2**14 - 1, v >> 1).bitwise_right_shift_(15)
     int_type = _INT_OF[dtype]
     return mask if int_type == torch.int16 else mask.to(int_type)
