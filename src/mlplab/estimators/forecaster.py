@@ -11,8 +11,8 @@ stores its arguments; what `fit` learns ends with `_` (`model_`, `stats_`, `hist
 `df` has one row per (series, timestamp): `unique_id, ds, y`, every other numeric column an
 exogenous covariate observed in the past (read inside the lookback). The last `val_size`
 steps of every series (default: about a tenth, whole horizons, at least `h`) are held out
-for early stopping (rolling origins `h` apart); each series and channel
-is standardised with the statistics of the rest. `predict(df=...)` forecasts from another
+for early stopping (a forecast from every origin there, `WindowConfig.val_step`); each series
+and channel is standardised with the statistics of the rest. `predict(df=...)` forecasts from another
 history (same columns; known ids keep their training statistics, new ids get their own).
 """
 

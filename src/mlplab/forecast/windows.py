@@ -7,8 +7,8 @@ the future. Splits are ranges of *target* steps, in time order:
     [ train targets | gap | val targets | gap | test targets ]   (every split >= h steps)
 
 Train windows take origins `input_size, input_size + stride, ...`; validation and test
-windows are rolling origins `step` apart (default `h`: non-overlapping forecasts), whose
-inputs may reach back into the earlier splits (the history a forecaster would have had).
+windows are rolling origins `step` apart (`Prepared` uses `h` for the test part, 1 for the
+validation part), whose inputs may reach back into the earlier splits (the history a forecaster would have had).
 """
 
 from __future__ import annotations
