@@ -85,8 +85,9 @@ def test_optimizer_is_fused_adamw_with_plain_state_dict() -> None:
     assert set(state[0]) == {"step", "exp_avg", "exp_avg_sq"}
 
 
-def test_resume_with_fused_adamw_is_bitwise(tmp_path, monkeypatch) -> None:
-    data, spec = _data(), TrainSpec(**SPEC)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])  # bf16: fp32 masters in the optimizer
+def test_resume_with_fused_adamw_is_bitwise(tmp_path, monkeypatch, precision: str) -> None:
+    data, spec = _data(), TrainSpec(**SPEC, precision=precision)
     straight = Trainer(_model(), Classification(4), data, spec, run_dir=tmp_path / "a",
                        quiet=True)
     straight.fit()
@@ -111,9 +112,11 @@ def test_resume_with_fused_adamw_is_bitwise(tmp_path, monkeypatch) -> None:
                       quiet=True)
     assert resumed.resume()
     resumed.fit()
+    assert (straight.masters is not None) == (precision == "bf16")
     for (name, a), b in zip(straight.model.state_dict().items(),
                             resumed.model.state_dict().values(), strict=True):
-        assert torch.equal(a, b), name
+        assert a.dtype == torch.float32 and torch.equal(a, b), name
+    assert straight.state.curves[-1]["train_loss"] == resumed.state.curves[-1]["train_loss"]
 
 
 def test_onednn_route_keeps_fp32_accuracy() -> None:

@@ -94,6 +94,26 @@ def test_resume_after_sigkill_matches_uninterrupted(spec_path: Path, tmp_path: P
     assert comparable(summary) == comparable(uninterrupted)
 
 
+def test_bf16_resume_after_sigkill_matches_uninterrupted(tmp_path: Path):
+    """bf16 with fp32 master weights (layer norm: the master-weight route): a kill -9 and
+    --resume end bitwise equal to an uninterrupted run."""
+    spec_path = tmp_path / "bf16.toml"
+    spec_path.write_text(SPEC_TOML.replace('norm = "batchnorm"', 'norm = "layernorm"')
+                         .replace("threads = 1", 'threads = 1\nprecision = "bf16"'))
+    mlplab.train(load_spec(spec_path), out=tmp_path / "ref")
+    reference = json.loads((tmp_path / "ref" / "metrics.json").read_text())
+    run_dir = tmp_path / "run"
+    done = start_and_kill(spec_path, run_dir, lambda d: checkpointed_epochs(d) >= 2)
+    assert 2 <= done < reference["epochs"]
+    resumed = subprocess.run([mlplab_executable(), "train", "--resume", str(run_dir), "--quiet"],
+                             env=env(), capture_output=True, text=True, timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert comparable(summary) == comparable(reference)
+    weights = ckpt.read_tensors(run_dir / "model.safetensors")
+    assert {v.dtype for v in weights.values()} == {torch.float32}
+
+
 def test_resume_after_kill_before_first_checkpoint(spec_path: Path, tmp_path: Path,
                                                    uninterrupted: dict):
     run_dir = tmp_path / "run"

@@ -17,7 +17,8 @@ import torch
 
 from mlplab.bench.training import CONTENDERS, CUDA_CONTENDERS
 
-ALL = [n for n in CONTENDERS if n not in CUDA_CONTENDERS]
+# the bf16 autocast route is a variant of the ablation, not a column of the grid
+ALL = [n for n in CONTENDERS if n not in CUDA_CONTENDERS and n != "mlplab bf16 autocast"]
 FAST = ["mlplab fp32", "mlplab bf16", "torch loop"]
 
 # (width, batch, contenders): sklearn/skorch where they finish in seconds, not minutes
@@ -70,7 +71,9 @@ def ablation(width: int, batch: int, *, budget: float, repeats: int,
     variants = {
         "reference: for-loop AdamW + separate clip": dict(optimizer_override=loop_adamw),
         "+ fused AdamW with clip folded in (= mlplab fp32)": {},
-        "+ precision = bf16 (= mlplab bf16)": dict(precision="bf16"),
+        "+ precision = bf16 under autocast (fp32 weights, the old route)": dict(
+            precision="bf16", master_weights=False),
+        "+ bf16 weights, fp32 masters in the optimizer (= mlplab bf16)": dict(precision="bf16"),
         "mlplab fp32 + oneDNN fp32 route (train.fp32_matmul = 'fast', opt-in)": dict(
             fp32_matmul="fast"),
         "mlplab fp32 + torch.compile(model) (not adopted)": dict(compile_model=True),

@@ -25,6 +25,7 @@ from mlplab.data.dataset import Dataset, FeatureSchema, Split
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.spec import ModelSpec, TrainSpec
 from mlplab.tasks import Classification
+from mlplab.train import trainer as trainer_module
 from mlplab.train.trainer import Trainer
 
 D_IN, N_CLASSES, DEPTH, LR = 128, 10, 4, 1e-3
@@ -84,15 +85,21 @@ class Contender:
 def mlplab_contender(width: int, x: Tensor, y: Tensor, batch: int, *, precision: str = "fp32",
                      fp32_matmul: str = "default",
                      optimizer_override: Callable[[nn.Module], torch.optim.Optimizer] | None = None,
-                     compile_model: bool = False, device: str = "cpu") -> Contender:
+                     compile_model: bool = False, device: str = "cpu",
+                     master_weights: bool = True) -> Contender:
     """mlplab's `Trainer`; an epoch is `Trainer._train_epoch`, the body of `Trainer.fit`'s loop
-    (the per-epoch validation that `fit` adds is not timed, as in `Trainer.timings`)."""
+    (the per-epoch validation that `fit` adds is not timed, as in `Trainer.timings`).
+    `master_weights=False`: bf16 under autocast (fp32 parameters), the trainer's old route."""
     model = residual_mlp(width)
     if compile_model:  # compiled during the warm-up epoch
         model = torch.compile(model)  # type: ignore[assignment]
     spec = TrainSpec(lr=LR, batch_size=batch, epochs=100, patience=None, warmup_epochs=0.0,
                      precision=precision, fp32_matmul=fp32_matmul, device=device)
-    trainer = Trainer(model, Classification(N_CLASSES), as_dataset(x, y), spec, quiet=True)
+    previous, trainer_module.MASTER_WEIGHTS = trainer_module.MASTER_WEIGHTS, master_weights
+    try:
+        trainer = Trainer(model, Classification(N_CLASSES), as_dataset(x, y), spec, quiet=True)
+    finally:
+        trainer_module.MASTER_WEIGHTS = previous
     if optimizer_override is not None:
         trainer.optimizer = optimizer_override(model)
     return Contender(trainer._train_epoch)
@@ -152,6 +159,8 @@ def skorch_contender(width: int, x: Tensor, y: Tensor, batch: int) -> Contender:
 CONTENDERS: dict[str, Callable[..., Contender]] = {
     "mlplab fp32": mlplab_contender,
     "mlplab bf16": lambda *a: mlplab_contender(*a, precision="bf16"),
+    "mlplab bf16 autocast": lambda *a: mlplab_contender(*a, precision="bf16",
+                                                        master_weights=False),
     "torch loop": torch_loop_contender,
     "sklearn": sklearn_contender,
     "skorch": skorch_contender,

@@ -3,13 +3,14 @@ full-batch L-BFGS; `take_step` is the one place where their update steps differ.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
 from mlplab.spec import TrainSpec
 from mlplab.train import speed
+from mlplab.train.master_weights import MasterWeights
 
 
 def lr_scales(model: nn.Module) -> dict[int, float]:
@@ -45,7 +46,10 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return out
 
 
-def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, spec: TrainSpec, *,
+                   masters: Mapping[int, Tensor] | None = None) -> torch.optim.Optimizer:
+    """The spec's optimizer over `model`'s trainable parameters, grouped by `param_groups`;
+    with `masters` (`id(parameter) -> fp32 master`, bf16 training) over the masters instead."""
     if spec.optimizer == "lbfgs":  # one group: L-BFGS keeps one flat history of all parameters
         return torch.optim.LBFGS(
             [p for p in model.parameters() if p.requires_grad], lr=spec.lr,
@@ -53,6 +57,9 @@ def make_optimizer(model: nn.Module, spec: TrainSpec) -> torch.optim.Optimizer:
             tolerance_grad=spec.lbfgs_tolerance, tolerance_change=spec.lbfgs_tolerance,
             line_search_fn=None if spec.lbfgs_line_search == "none" else spec.lbfgs_line_search)
     groups = param_groups(model, spec.weight_decay)
+    if masters is not None:
+        for group in groups:
+            group["params"] = [masters[id(p)] for p in group["params"]]
     if spec.optimizer == "sgd":
         return torch.optim.SGD(groups, lr=spec.lr, momentum=spec.momentum, foreach=True)
     # fused: one kernel per parameter for the whole update (~4x faster than the default
@@ -66,19 +73,26 @@ def batch_rows(spec: TrainSpec, n: int) -> int:
 
 
 def take_step(optimizer: torch.optim.Optimizer, closure: Callable[[], Tensor], *,
-              params: list[Tensor], grad_clip: float | None) -> None:
+              params: list[Tensor], grad_clip: float | None,
+              masters: MasterWeights | None = None) -> None:
     """One update. `closure()` zeroes the gradients, computes the loss and backpropagates.
 
     L-BFGS calls it as often as its iterations and line search need; the others call it once,
-    clip the gradients to `grad_clip` (global L2 norm) and step.
+    clip the gradients to `grad_clip` (global L2 norm) and step. With `masters` (bf16
+    parameters) the bf16 gradients are first copied to the fp32 masters, which are clipped
+    (an fp32 norm) and updated, and the bf16 weights are written from them.
     """
     if isinstance(optimizer, torch.optim.LBFGS):
         optimizer.step(closure)
         return
     closure()
+    if masters is not None:  # the gradients, in fp32, on the masters the optimizer holds
+        params = masters.gather_grads()
     if grad_clip is not None:
         speed.clip_grad_norm(params, grad_clip, optimizer)
     optimizer.step()
+    if masters is not None:
+        masters.scatter_weights()
 
 
 def check_state_shapes(optimizer: torch.optim.Optimizer) -> None:

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 
 import torch
 
+from mlplab.nn import bf16_linear
+
 # Relative Frobenius error of a 256x256x256 fp32 matmul is ~3e-7; TF32/bf16 give 1e-4..1e-3.
 FP32_REL_TOL = 1e-5
 
@@ -57,15 +59,11 @@ def fp32_matmul(mode: str) -> contextlib.AbstractContextManager:
     return contextlib.nullcontext()
 
 
-@functools.cache
 def cpu_has_fast_bf16() -> bool:
     """True on an x86 CPU with AMX bf16 tiles (where a bf16 matmul runs ~7x fp32; AVX-512
-    bf16 alone is ~2x, not worth the rounding), as `/proc/cpuinfo` lists them."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(line.startswith("flags") and " amx_bf16" in line for line in f)
-    except OSError:
-        return False
+    bf16 alone measured 2x on one host and 4x on another, 2026-12-02: see BENCHMARKS.md), as
+    `/proc/cpuinfo` lists them."""
+    return bf16_linear.cpu_has_amx()
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:

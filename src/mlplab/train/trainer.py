@@ -36,6 +36,7 @@ from mlplab.train import distributed as ddp
 from mlplab.train import speed
 from mlplab.train.device import place_dataset, resolve_device, to_device
 from mlplab.train.hooks import EpochHook, hooks_from_spec
+from mlplab.train.master_weights import MasterWeights, unsupported
 from mlplab.train.optim import batch_rows, check_state_shapes, make_optimizer, take_step
 from mlplab.train.progress import EpochProgress
 
@@ -57,6 +58,7 @@ class TrainState:
 
 
 STATE = pydantic.TypeAdapter(TrainState)
+MASTER_WEIGHTS = True  # False: bf16 always under autocast (benchmarks compare the two)
 
 
 def lr_factor(step: int, *, total: int, warmup: int, schedule: str) -> float:
@@ -99,6 +101,7 @@ class Trainer:
         data, self.resident = place_dataset(data, self.device)
         self.model, self.task, self.data, self.spec = model, task, data, spec
         self._ddp: tuple[list[int], nn.Module] | None = None  # (parameter ids, DDP wrapper)
+        self._forward: nn.Module = model  # what a step calls: the model or its DDP wrapper
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.quiet = quiet
         self.flops_per_sample = flops_per_sample
@@ -120,9 +123,22 @@ class Trainer:
 
     def reset_optimizer(self) -> None:
         """A fresh optimizer over the model's current parameters (a hook that replaces or
-        reshapes parameters calls it; their old state would not fit)."""
-        self.optimizer = make_optimizer(self.model, self.spec)
+        reshapes parameters calls it; their old state would not fit). bf16 training of a
+        model `master_weights` supports keeps the optimizer over fp32 masters."""
         self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.masters = self._master_weights()
+        masters = None if self.masters is None else dict(
+            zip(map(id, self.params), self.masters.masters, strict=True))
+        self.optimizer = make_optimizer(self.model, self.spec, masters=masters)
+
+    def _master_weights(self) -> MasterWeights | None:
+        """fp32 masters for bf16 parameters, where bf16 training can use them; else None (fp32
+        training, or bf16 autocast: L-BFGS, models with other parameters or fp32 buffers,
+        data-parallel runs)."""
+        if (self.precision != "bf16" or not MASTER_WEIGHTS or ddp.active() or not self.params
+                or unsupported(self.model, self.spec.optimizer) is not None):
+            return None
+        return MasterWeights(self.params)
 
     def _weights(self) -> dict[str, Tensor]:
         return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -207,8 +223,16 @@ class Trainer:
             group["lr"] = self.spec.lr * factor * group.get("lr_scale", 1.0)
 
     def _train_epoch(self) -> float:
-        with speed.fp32_matmul(self.spec.fp32_matmul):
-            return self._train_steps()
+        """One epoch of steps. With master weights the model is bf16 during the steps only:
+        validation, hooks and checkpoints see the fp32 masters."""
+        if self.masters is not None:
+            self.masters.engage()
+        try:
+            with speed.fp32_matmul(self.spec.fp32_matmul):
+                return self._train_steps()
+        finally:
+            if self.masters is not None:
+                self.masters.release()
 
     def _train_steps(self) -> float:
         train: Split = self.data.train
@@ -223,6 +247,8 @@ class Trainer:
             batch = perm[start: start + self.batch_size]
             idx = ddp.local_rows(batch)  # this rank's part of the global batch
             x, x_cat = (to_device(t, self.device) for t in train.inputs(idx))
+            if self.masters is not None:  # a bf16 model takes bf16 inputs
+                x = x.to(torch.bfloat16)
             y = to_device(train.y[idx], self.device)
             w = to_device(train.w[idx], self.device) if train.w is not None else None
             self._set_lr()
@@ -230,7 +256,7 @@ class Trainer:
             scale = ddp.loss_scale(len(idx), len(batch))
             take_step(self.optimizer,
                       functools.partial(self._evaluate_loss, x, x_cat, y, w, values, scale),
-                      params=self.params, grad_clip=self.spec.grad_clip)
+                      params=self.params, grad_clip=self.spec.grad_clip, masters=self.masters)
             value = values[0]  # train_loss: the task loss alone, before the step
             total += value * len(idx)
             self.state.step += 1
@@ -252,8 +278,8 @@ class Trainer:
         """The step's closure: forward, task loss plus auxiliary losses, backward (gradients
         zeroed first); appends the task loss to `values` and returns the total. `scale`
         weights this rank's part of a data-parallel batch (`distributed.loss_scale`)."""
-        with self.autocast():
-            out = getattr(self, "_forward", self.model)(x, x_cat)
+        with self.autocast() if self.masters is None else contextlib.nullcontext():
+            out = self._forward(x, x_cat)
         loss = self.task.loss(out.float(), y, w)
         aux = total_aux_loss(self.model)  # MoE balance, KAN regularisation, ...
         values.append(loss.item())
@@ -261,7 +287,10 @@ class Trainer:
             raise self._diverged(
                 f"the training loss became {values[0]} at epoch {self.state.epoch + 1}, "
                 f"step {self.state.step + 1}; lower train.lr or check the data")
-        self.optimizer.zero_grad(set_to_none=True)
+        if self.masters is None:
+            self.optimizer.zero_grad(set_to_none=True)
+        else:  # the gradients live on the bf16 parameters, not on the optimizer's masters
+            self.model.zero_grad(set_to_none=True)
         total = loss if aux is None else loss + aux.float()
         (total * scale if scale != 1.0 else total).backward()
         return total
