@@ -157,46 +157,12 @@ def naive_run(seconds: float, threads: int) -> dict:
     return row
 
 
-def levels_scan(threads: int, batch: int = 8192, steps: int = 30) -> dict:
-    """Hash-grid step time (CPU seconds: robust to the shared cores) against the number of
-    levels, and the encoding's share of the step (its forward + backward)."""
-    from mlplab.fields.model import field_model
+def levels_scan(threads: int) -> dict:
+    """Hash-grid step time against the number of levels, and the encoding's share of the
+    step: `benchmarks/hashgrid_levels.py` (run it alone for its options)."""
+    from hashgrid_levels import levels_scan as scan
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(0)
-    x, y = torch.rand(batch * 4, 2) * 2 - 1, torch.rand(batch * 4, 1)
-    out = {}
-    for levels in (4, 8, 16, 32):
-        model = field_model("hashgrid", 2, 1, encoding_options={"levels": levels,
-                                                                 "finest_resolution": 2048})
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.0, fused=True)
-        enc = model.adapter
-
-        def step(i: int, model=model, opt=opt) -> None:
-            rows = slice((i % 4) * batch, (i % 4 + 1) * batch)
-            loss = F.mse_loss(model(x[rows]), y[rows])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-
-        def encode(i: int, enc=enc) -> None:
-            rows = slice((i % 4) * batch, (i % 4 + 1) * batch)
-            enc(x[rows]).sum().backward()
-
-        timing = {}
-        for name, fn in (("step", step), ("encoding", encode)):
-            for i in range(3):
-                fn(i)
-            t0 = time.process_time()
-            for i in range(steps):
-                fn(i)
-            timing[name] = (time.process_time() - t0) / steps * 1000 / threads
-        out[str(levels)] = {"step_ms": round(timing["step"], 2),
-                            "encoding_ms": round(timing["encoding"], 2),
-                            "encoding_share": round(timing["encoding"] / timing["step"], 3),
-                            "params": sum(p.numel() for p in model.parameters())}
-        print("levels", levels, out[str(levels)], flush=True)
-    return out
+    return scan(threads)
 
 
 def plot(results: dict, path: Path) -> None:
