@@ -281,33 +281,40 @@ def test_fused_bf16_is_as_close_to_fp32_as_autocast() -> None:
     assert err(fused) < max(2 * err(autocast), 0.02)
 
 
-@pytest.mark.parametrize("shared_input", [True, False])
-def test_fused_layer_equals_the_plain_formulation(shared_input: bool) -> None:
+@pytest.mark.parametrize("n_layers", [1, 3])
+@pytest.mark.parametrize("input_grad", [True, False])
+def test_fused_stack_equals_the_plain_formulation(n_layers: int, input_grad: bool) -> None:
     from mlplab.nn.dropout import keep_bits
-    from mlplab.nn.ensemble_fused import batchensemble_relu_dropout
+    from mlplab.nn.ensemble_fused import tabm_stack
 
     g = torch.Generator().manual_seed(0)
-    batch, k, d_in, d_out, p = 6, 5, 7, 4, 0.3
-    h = torch.randn(batch, 1 if shared_input else k, d_in, generator=g, requires_grad=True)
-    w, r, s, b = (
-        torch.randn(*shape, generator=g, requires_grad=True)
-        for shape in [(d_out, d_in), (k, d_in), (k, d_out), (k, d_out)]
-    )
-    keep = keep_bits((batch, k, d_out), round(p * 2**15), torch.float32)
-    kept = (keep != 0).float()
-    assert 0 < kept.mean() < 1
-    out = batchensemble_relu_dropout(h, w, r, s, b, keep, p)
-    ref = torch.relu(((h * r) @ w.T) * s + b) * kept / (1 - p)
+    batch, k, widths, p = 6, 5, [7, 4, 6, 3][: n_layers + 1], 0.3
+    x = torch.randn(batch, widths[0], generator=g, requires_grad=input_grad)
+    layers = [
+        tuple(
+            torch.randn(*shape, generator=g, requires_grad=True)
+            for shape in [(d_out, d_in), (k, d_in), (k, d_out), (k, d_out)]
+        )
+        for d_in, d_out in zip(widths, widths[1:], strict=False)
+    ]
+    keeps = [keep_bits((batch, k, d), round(p * 2**15), torch.float32) for d in widths[1:]]
+    out = tabm_stack(x, layers, keeps, [p] * n_layers)
+    ref = x.unsqueeze(1)
+    for (w, r, s, b), keep in zip(layers, keeps, strict=True):
+        assert 0 < float((keep != 0).float().mean()) < 1
+        ref = torch.relu(((ref * r) @ w.T) * s + b) * (keep != 0).float() / (1 - p)
     torch.testing.assert_close(out, ref)
+    inputs = ([x] if input_grad else []) + [t for layer in layers for t in layer]
     upstream = torch.randn(out.shape, generator=g)
-    grads = torch.autograd.grad((out * upstream).sum(), (h, w, r, s, b))
-    ref_grads = torch.autograd.grad((ref * upstream).sum(), (h, w, r, s, b))
+    grads = torch.autograd.grad((out * upstream).sum(), inputs)
+    ref_grads = torch.autograd.grad((ref * upstream).sum(), inputs)
     for got, want in zip(grads, ref_grads, strict=True):
         torch.testing.assert_close(got, want)
-    # no dropout: relu of the BatchEnsemble linear
-    torch.testing.assert_close(
-        batchensemble_relu_dropout(h, w, r, s, b), torch.relu(((h * r) @ w.T) * s + b)
-    )
+    # no dropout: relu of each BatchEnsemble linear
+    ref = x.unsqueeze(1)
+    for w, r, s, b in layers:
+        ref = torch.relu(((ref * r) @ w.T) * s + b)
+    torch.testing.assert_close(tabm_stack(x, layers, [None] * n_layers, [0.0] * n_layers), ref)
 
 
 @pytest.mark.parametrize("d_out", [1, 2, 9, 12])

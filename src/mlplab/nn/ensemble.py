@@ -27,11 +27,7 @@ from torch import Tensor, nn
 
 from mlplab.errors import SpecError
 from mlplab.nn.dropout import BitDropout
-from mlplab.nn.ensemble_fused import (
-    batchensemble_relu_dropout,
-    compute_dtype,
-    ensemble_head,
-)
+from mlplab.nn.ensemble_fused import compute_dtype, ensemble_head, tabm_stack
 from mlplab.nn.registry import register_head, register_unit
 
 SCALING_INITS = ("ones", "random-signs", "normal")
@@ -214,15 +210,15 @@ class EnsembleBackbone(nn.Module):
         return self.backbone(self.scale(x))
 
     def _fused(self, x: Tensor, layers: list[nn.Module]) -> Tensor:
-        """`(batch, d_in) -> (batch, k, width)`: each block as one fused step, the input
-        shared by the members as a `(batch, 1, d_in)` view."""
-        h = x.unsqueeze(-2)
-        for block in layers:
-            fc, drop = block.fc, block.drop
-            keep = None
-            if drop.active():
-                keep = drop.mask(
-                    (*h.shape[:-2], self.k, fc.weight.shape[0]), compute_dtype(h), x.device
-                )
-            h = batchensemble_relu_dropout(h, fc.weight, fc.r, fc.s, fc.bias, keep, drop.p)
-        return h
+        """`(batch, d_in) -> (batch, k, width)`: the whole stack as one fused step
+        (`ensemble_fused.tabm_stack`); the masks are drawn layer by layer, as the module path
+        draws them."""
+        dtype = compute_dtype(x)
+        keeps = [
+            b.drop.mask((*x.shape[:-1], self.k, b.fc.weight.shape[0]), dtype, x.device)
+            if b.drop.active()
+            else None
+            for b in layers
+        ]
+        params = [(b.fc.weight, b.fc.r, b.fc.s, b.fc.bias) for b in layers]
+        return tabm_stack(x, params, keeps, [b.drop.p for b in layers])

@@ -1,25 +1,29 @@
-"""The TabM backbone's layers as one fused autograd step each: BatchEnsemble linear, ReLU,
-dropout.
+"""The TabM backbone as one fused autograd step: plain blocks of BatchEnsemble linear, ReLU
+and dropout, and the ensemble head.
 
-One layer is `out = dropout(relu(((h * r) W^T) * s + b))` with `h (batch, k | 1, d_in)`,
-`W (d_out, d_in)` shared, `r (k, d_in)`, `s (k, d_out)`, `b (k, d_out)` per member and
-`out (batch, k, d_out)` — the same math as `BatchEnsembleLinear` + `nn.ReLU` + dropout, in
-fewer passes over memory (at k=32 and width 128 the elementwise passes, not the matmuls,
-are most of the step):
+Layer l is `h_l = dropout(relu(((h_{l-1} * r_l) W_l^T) * s_l + b_l))` with `W_l (d_out, d_in)`
+shared, `r_l (k, d_in)`, `s_l, b_l (k, d_out)` per member and `h_l (batch, k, d_out)`; `h_0 (batch,
+d_in)` is shared by the k members. The same math as `BatchEnsembleLinear` + `nn.ReLU` + dropout,
+in fewer passes over memory (at k=32 and width 128 the elementwise passes, not the matmuls, are
+most of the step):
 
-- the member axis stays in place, so the shared weight is one GEMM of
-  `(batch*k, d_in) x (d_in, d_out)`, forward and backward;
+- the member axis stays in place, so each shared weight is one GEMM of `(batch*k, d_in) x
+  (d_in, d_out)`, forward and backward;
 - the inverted-dropout scale `c = 1 / (1 - p)` is folded into `s` and `b` (`relu(c a) =
   c relu(a)` for `c > 0`), and the kept mask (`dropout.keep_bits`, integer bits) is one
   in-place bitwise and after the ReLU, so no float or bool mask is built or kept;
-- the backward is written out: the ReLU/dropout gradient is one `threshold_backward` on the
-  saved output (a dropped or negative unit has output 0, a kept positive one > 0), `s`, `b`
-  and `r` get batch sums, the weight gradient is one GEMM;
-- under CPU bf16 autocast the whole layer runs in bfloat16 (GEMMs and elementwise passes,
-  half the bytes); the parameters stay fp32 and get fp32 gradients.
+- the backward is written out for the whole stack: the ReLU/dropout gradient is one
+  in-place `threshold_backward` on the saved output (a dropped or negative unit has output 0,
+  a kept positive one > 0); the next layer's `r` is folded into the per-member factors of the
+  `s`, `b` gradients and into `s` (`threshold(g * r) = threshold(g) * r` for a per-(k, d)
+  `r`), so the input gradient `g_u * r` is never formed; buffers are reused in place;
+- under CPU bf16 autocast the whole stack runs in bfloat16 (GEMMs and elementwise passes, half
+  the bytes); the parameters stay fp32 and get fp32 gradients.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -28,6 +32,7 @@ from torch.nn import functional as F
 from mlplab.nn.dropout import apply_keep_bits_
 
 BF16 = torch.bfloat16
+_thr_into = torch.ops.aten.threshold_backward.grad_input
 
 
 def compute_dtype(x: Tensor) -> torch.dtype:
@@ -41,76 +46,88 @@ def compute_dtype(x: Tensor) -> torch.dtype:
     return x.dtype
 
 
-class _BatchEnsembleReLUDropout(torch.autograd.Function):
+class _TabMStack(torch.autograd.Function):
     @staticmethod
-    def forward(
-        ctx,  # noqa: ANN001
-        h: Tensor,
-        weight: Tensor,
-        r: Tensor,
-        s: Tensor,
-        bias: Tensor,
-        keep: Tensor | None,
-        scale: float,
-        dtype: torch.dtype,
-    ) -> Tensor:
+    def forward(ctx, x: Tensor, keeps: tuple, scales: tuple, dtype: torch.dtype, *params: Tensor):  # noqa: ANN001
+        n = len(params) // 4
+        saved: list[Tensor] = []
         with torch.autocast("cpu", enabled=False):
-            hc, rc, wc = h.to(dtype), r.to(dtype), weight.to(dtype)
-            sc = (s * scale if scale != 1.0 else s).to(dtype)
-            bc = (bias * scale if scale != 1.0 else bias).to(dtype)
-            u = hc * rc  # (batch, k, d_in)
-            z = F.linear(u, wc)  # one GEMM over (batch*k, d_in)
-            out = torch.addcmul(bc, z, sc).relu_()
-            if keep is not None:
-                apply_keep_bits_(out, keep)
-        ctx.save_for_backward(hc, rc, wc, sc, u, z, out)
-        ctx.scale = scale
-        ctx.broadcast_h = h.shape[-2] == 1 and out.shape[-2] != 1
-        return out
+            h = x.to(dtype).unsqueeze(-2)  # (batch, 1, d_in): shared by the members
+            saved.append(h)
+            for i in range(n):
+                weight, r, s, bias = params[4 * i : 4 * i + 4]
+                c = scales[i]
+                rc, wc = r.to(dtype), weight.to(dtype)
+                sc = (s * c if c != 1.0 else s).to(dtype)
+                bc = (bias * c if c != 1.0 else bias).to(dtype)
+                u = h * rc  # (batch, k, d_in)
+                z = F.linear(u, wc)  # one GEMM over (batch*k, d_in)
+                h = torch.addcmul(bc, z, sc).relu_()
+                if keeps[i] is not None:
+                    apply_keep_bits_(h, keeps[i])
+                saved += [rc, wc, sc, u, z, h]
+        ctx.save_for_backward(*saved)
+        ctx.scales = scales
+        return h
 
     @staticmethod
     def backward(ctx, g: Tensor) -> tuple[Tensor | None, ...]:  # noqa: ANN001
-        hc, rc, wc, sc, u, z, out = ctx.saved_tensors
-        need_h, need_w, need_r, need_s, need_b = ctx.needs_input_grad[:5]
-        g = torch.ops.aten.threshold_backward(g.to(out.dtype), out, 0)  # d out / d (c a)
-        c = ctx.scale
-        gb = g.sum(0).float().mul_(c) if need_b else None
-        gs = torch.linalg.vecdot(g, z, dim=0).float().mul_(c) if need_s else None
-        gz = g * sc
-        # (u^T gz)^T: on the measured CPU faster than gz^T u (bf16 and fp32, with or without a
-        # contiguous gz^T); the (d_out, d_in) gradient is a transposed view
-        gw = (u.view(-1, u.shape[-1]).t() @ gz.view(-1, gz.shape[-1])).t() if need_w else None
-        gh = gr = None
-        if need_h or need_r:
-            gu = gz @ wc  # (batch, k, d_in)
-            if need_r:
-                gr = torch.linalg.vecdot(gu, hc, dim=0)
-            if need_h:
-                gh = gu * rc
-                if ctx.broadcast_h:
-                    gh = gh.sum(-2, keepdim=True)
-        return gh, gw, gr, gs, gb, None, None, None
+        saved = ctx.saved_tensors
+        h0, layers = saved[0], [saved[1 + 6 * i : 7 + 6 * i] for i in range((len(saved) - 1) // 6)]
+        n = len(layers)
+        needs = ctx.needs_input_grad
+        grads: list[Tensor | None] = [None] * (4 * n)
+        gx = None
+        out = layers[-1][5]
+        m = torch.ops.aten.threshold_backward(g.to(out.dtype), out, 0)  # d loss / d (c a_n)
+        rho: Tensor | None = None  # the next layer's r: true d loss / d (c a_i) = m * rho
+        for i in reversed(range(n)):
+            rc, wc, sc, u, z, out = layers[i]
+            c = ctx.scales[i]
+            gb = m.sum(0).float()
+            gs = torch.linalg.vecdot(m, z, dim=0).float()
+            if rho is not None:
+                rho_f = rho.float()
+                gb.mul_(rho_f)
+                gs.mul_(rho_f)
+                m.mul_(sc * rho)  # d loss / d z
+            else:
+                m.mul_(sc)
+            grads[4 * i + 2], grads[4 * i + 3] = gs.mul_(c), gb.mul_(c)
+            # (u^T gz)^T: on the measured CPU faster than gz^T u (bf16 and fp32, with or without
+            # a contiguous gz^T); the (d_out, d_in) gradient is a transposed view
+            grads[4 * i] = (u.view(-1, u.shape[-1]).t() @ m.view(-1, m.shape[-1])).t()
+            need_input = i > 0 or needs[0]
+            if not (need_input or needs[4 * i + 5]):  # neither h_{i-1} nor r_i
+                continue
+            gu = m @ wc  # (batch, k, d_in): d loss / d u
+            h = layers[i - 1][5] if i > 0 else h0
+            grads[4 * i + 1] = torch.linalg.vecdot(gu, h, dim=0)
+            if i > 0:
+                m, rho = _thr_into(gu, h, 0, grad_input=gu), rc
+            elif needs[0]:
+                gx = (gu * rc).sum(-2)
+        return (gx, None, None, None, *grads)
 
 
-def batchensemble_relu_dropout(
-    h: Tensor,
-    weight: Tensor,
-    r: Tensor,
-    s: Tensor,
-    bias: Tensor,
-    keep: Tensor | None = None,
-    p: float = 0.0,
+def tabm_stack(
+    x: Tensor,
+    layers: Sequence[tuple[Tensor, Tensor, Tensor, Tensor]],
+    keeps: Sequence[Tensor | None],
+    ps: Sequence[float],
 ) -> Tensor:
-    """`dropout(relu(((h * r) W^T) * s + b))` with a given kept mask, in one fused step.
+    """The TabM MLP, every layer `dropout(relu(((h * r) W^T) * s + b))`, as one fused step.
 
-    Shapes: `h (batch, k, d_in)` or `(batch, 1, d_in)` (one input shared by the k members),
-    `weight (d_out, d_in)`, `r (k, d_in)`, `s, bias (k, d_out)`, `keep (batch, k, d_out)` from
-    `dropout.keep_bits` for the compute dtype (all ones: kept) or None (no dropout)
-    -> `(batch, k, d_out)`. Kept values are scaled by
-    `1 / (1 - p)`. Under CPU bf16 autocast the result is bfloat16.
+    Shapes: `x (batch, d_in)` (shared by the k members); per layer `(weight (d_out, d_in),
+    r (k, d_in), s (k, d_out), bias (k, d_out))`, a kept mask `(batch, k, d_out)` from
+    `dropout.keep_bits` for the compute dtype (all ones: kept) or None (no dropout), and the
+    dropout probability `p` (kept values are scaled by `1 / (1 - p)`) -> `(batch, k, d_out)`
+    of the last layer. Under CPU bf16 autocast the result is bfloat16.
     """
-    scale = 1.0 / (1.0 - p) if keep is not None else 1.0
-    return _BatchEnsembleReLUDropout.apply(h, weight, r, s, bias, keep, scale, compute_dtype(h))
+    pairs = zip(keeps, ps, strict=True)
+    scales = tuple(1.0 / (1.0 - p) if keep is not None else 1.0 for keep, p in pairs)
+    params = [t for layer in layers for t in layer]
+    return _TabMStack.apply(x, tuple(keeps), scales, compute_dtype(x), *params)
 
 
 SMALL_OUT = 8  # up to this many outputs the head's input gradients are o elementwise passes
