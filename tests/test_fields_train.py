@@ -16,7 +16,7 @@ from conftest import checkpointed_epochs, env, mlplab_executable, start_and_kill
 import mlplab
 from mlplab.domains import build_data
 from mlplab.errors import SpecError
-from mlplab.fields.domain import grid_masks
+from mlplab.fields.domain import grid_masks, train_val_masks
 from mlplab.spec import load_spec, parse_spec
 
 
@@ -40,13 +40,26 @@ def test_field_data_splits_and_coding() -> None:
     spec = parse_spec(field_spec(task={"split": "every-second"}))
     data = build_data(spec)
     assert data.kind == "field" and data.schema.info["shape"] == [24, 24]
-    assert data.train.x.shape == (144, 2) and data.train.y.shape == (144, 1)
-    assert len(data.val) == 576 - 144 and len(data.test) == 576
+    # every second pixel: 144 on the lattice, 9 (1/16) of them held back for validation; no
+    # held-out pixel is trained on or used for model selection
+    assert data.train.x.shape == (135, 2) and data.train.y.shape == (135, 1)
+    assert len(data.val) == 9 and len(data.test) == 576
+    lattice = {tuple(r) for r in data.test.x[torch.from_numpy(
+        grid_masks((24, 24), "every-second")[0])].tolist()}
+    seen = [tuple(r) for r in torch.cat([data.train.x, data.val.x]).tolist()]
+    assert len(set(seen)) == 144 and set(seen) == lattice
     assert float(data.test.x.min()) == -1.0 and float(data.test.x.max()) == 1.0
     train, val = grid_masks((4, 4), "all")
     assert train.all() and val.sum() == 4
     train, val = grid_masks((4, 4), "every-second")
     assert train.sum() == 4 and (val == ~train).all()
+    train, val = train_val_masks((16, 16), "every-second", val_fraction=0.25, seed=3)
+    lattice, _ = grid_masks((16, 16), "every-second")
+    assert val.sum() == 16 and train.sum() == 48 and not (train & val).any()
+    assert ((train | val) == lattice).all()
+    again, _ = train_val_masks((16, 16), "every-second", val_fraction=0.25, seed=3)
+    other, _ = train_val_masks((16, 16), "every-second", val_fraction=0.25, seed=4)
+    assert (again == train).all() and not (other == train).all()
     wave = parse_spec({**field_spec(size=64), "data": {"source": "signal:sine?freq=3&n=64"}})
     data = build_data(wave)
     # a [-1, 1] signal is coded into [0, 1] and decoded back by the task
@@ -104,7 +117,8 @@ def test_run_directory_pictures(tmp_path: Path) -> None:
         assert (run / name).is_file(), name
     assert Image.open(run / "reconstruction.png").size == (24, 24)
     summary = json.loads((run / "fields.json").read_text())
-    assert summary["psnr_heldout"] is not None and summary["psnr_train"] >= summary["psnr_heldout"]
+    assert summary["psnr_heldout"] is not None
+    assert summary["psnr_lattice"] >= summary["psnr_heldout"] and summary["psnr_val"] is not None
     assert 0 < summary["ssim"] <= 1 and summary["params_per_sample"] > 0
 
 
@@ -158,3 +172,39 @@ def test_fit_image_command(tmp_path: Path, capsys) -> None:
     assert cli.run(["fit-image", "skimage:camera", "--encoding", "none", "--scale", "3",
                     "--out", str(tmp_path / "x")]) == 2
     assert "has no scale option" in capsys.readouterr().err
+
+
+def test_grid_smoothness_is_a_total_variation_loss() -> None:
+    from mlplab.fields.model import field_model
+    from mlplab.nn.aux_loss import total_aux_loss
+    from mlplab.nn.encodings import grid_total_variation
+
+    model = field_model("densegrid", 2, 1, encoding_options={"base_resolution": 3,
+                                                              "finest_resolution": 3,
+                                                              "features": 1})
+    grid = model.adapter
+    with torch.no_grad():  # a ramp along x (the fast axis of a level's vertices): TV = 1 / 3
+        ramp = torch.arange(4.0).repeat(4) / 3
+        grid.table.copy_(ramp.view(grid.table.shape))
+    assert float(grid_total_variation(grid).detach()) == pytest.approx(1.0 / 3)
+    assert total_aux_loss(model) is None  # smoothness 0: no term
+    spec = field_spec("rbfgrid", options={"base_resolution": 8, "finest_resolution": 8,
+                                          "smoothness": 0.5}, epochs=5)
+    result = mlplab.train(spec)
+    grid = result.model.adapter
+    assert grid.smoothness == 0.5
+    grid.train()
+    with torch.no_grad():
+        assert float(total_aux_loss(result.model)) == pytest.approx(
+            0.5 * float(grid_total_variation(grid)))
+        grid.eval()
+        assert total_aux_loss(result.model) is None  # evaluation adds nothing
+    rough = mlplab.train({**spec, "model": {**spec["model"], "adapter_options": {
+        "base_resolution": 8, "finest_resolution": 8}}})
+    with torch.no_grad():
+        assert float(grid_total_variation(grid)) < 0.5 * float(
+            grid_total_variation(rough.model.adapter))
+    with pytest.raises(SpecError, match=r"smoothness: applies to the grid encodings"):
+        parse_spec(field_spec("fourier", options={"smoothness": 1.0}))
+    with pytest.raises(SpecError, match=r"smoothness: expected a number >= 0"):
+        parse_spec(field_spec("rbfgrid", options={"smoothness": -1}))

@@ -2,11 +2,15 @@
 
 `data.source` names the signal (`mlplab.fields.signals`); `task.options` set `split`
 ("all": train on every sample; "every-second": train on the samples whose grid index is even
-along every axis, as the Fourier-features paper does), `size`, `channels`, `alpha`, and the
+along every axis, as the Fourier-features paper does), `size`, `channels`, `alpha`, `val_fraction` and the
 FreSh candidates. Rows are grid samples: `x (n, d_coord)` coordinates in [-1, 1] (x then y),
 `y (n, channels)` values in [0, 1] (a 1-D signal in [-1, 1] is stored as `(v + 1) / 2`, and
-decoded back). Splits: train as above; val every second sample along each axis, offset by
-one (a quarter of the grid, the held-out samples with "every-second"); test the whole grid.
+decoded back). Splits with "all": train every sample, val every second sample along each
+axis offset by one (a quarter of the grid, also trained on: a fit needs no held-out pixels);
+test the whole grid. With "every-second" the held-out samples are test pixels only: val is a
+seeded random `val_fraction` of the *training* lattice (1/16 by default), held back from
+training, so early stopping and the best-epoch weights never look at a held-out sample; the
+model trains on the rest of the lattice; test is the whole grid.
 The metric is PSNR (clipped predictions, range 1: on a [-1, 1] signal that is PSNR with
 range 2); the default monitor is validation PSNR. A `"fresh"` scale in
 `model.adapter_options` is chosen here, on the training samples, and recorded in
@@ -52,6 +56,9 @@ class FieldOptions(BaseModel):
     fresh_candidates: list[float] | None = Field(
         None, description="values FreSh tries (default per option, mlplab.fields.fresh)")
     fresh_inits: int = Field(3, ge=1, le=20, description="initialisations averaged per value")
+    val_fraction: float = Field(
+        1 / 16, gt=0.0, lt=0.5, description="every-second: the share of the training lattice "
+        "held back (seeded) for validation, so model selection never sees a held-out sample")
     artifacts: bool = Field(True, description="write reconstruction/error map/curve PNGs")
 
 
@@ -104,13 +111,30 @@ class FieldTask(Task):
 
 
 def grid_masks(shape: tuple[int, ...], split: str) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean `(n,)` masks of the train and val rows (C order of `shape`)."""
+    """Boolean `(n,)` masks (C order of `shape`) of the lattice a split learns from and of
+    the rows it scores: "all": every row and the odd-odd quarter; "every-second": the
+    even-even lattice and the held-out rest (the test pixels beyond the lattice)."""
     index = np.indices(shape).reshape(len(shape), -1)
     even = (index % 2 == 0).all(axis=0)
     odd = (index % 2 == 1).all(axis=0)
     if split == "all":
         return np.ones(index.shape[1], dtype=bool), odd
     return even, ~even
+
+
+def train_val_masks(shape: tuple[int, ...], split: str, *, val_fraction: float = 1 / 16,
+                    seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Boolean `(n,)` masks of the train and val rows. "all": `grid_masks`; "every-second":
+    val a seeded random `val_fraction` of the even-even lattice (at least one row), train the
+    rest of it; no held-out row is in either."""
+    lattice, scored = grid_masks(shape, split)
+    if split == "all":
+        return lattice, scored
+    rows = np.flatnonzero(lattice)
+    n_val = min(len(rows) - 1, max(1, round(val_fraction * len(rows))))
+    val = np.zeros_like(lattice)
+    val[np.random.default_rng([seed, 2]).choice(rows, n_val, replace=False)] = True
+    return lattice & ~val, val
 
 
 def signal_coder(signal: Signal) -> tuple[TargetCoder, np.ndarray]:
@@ -159,7 +183,9 @@ def build_field_dataset(spec: Any) -> Dataset:
     coder, values = signal_coder(signal)
     coords = torch.from_numpy(signal.coords())
     y = torch.from_numpy(values)
-    train_mask, val_mask = grid_masks(signal.shape, options.split)
+    lattice, _ = grid_masks(signal.shape, options.split)
+    train_mask, val_mask = train_val_masks(signal.shape, options.split,
+                                           val_fraction=options.val_fraction, seed=spec.seed)
     schema = field_schema(signal, options)
 
     def split(mask: np.ndarray | None) -> Split:
@@ -169,9 +195,12 @@ def build_field_dataset(spec: Any) -> Dataset:
         return Split(coords[rows], None, y[rows])
 
     train = split(None if train_mask.all() else train_mask)
-    train_shape = tuple((s + 1) // 2 for s in signal.shape) if options.split != "all" \
+    # FreSh reads the whole training lattice (val rows included: no held-out sample) as an
+    # image at its own resolution, and evaluates the untrained models on the same grid
+    known = split(None if lattice.all() else lattice)
+    known_shape = tuple((s + 1) // 2 for s in signal.shape) if options.split != "all" \
         else signal.shape
-    fresh = choose_fresh(spec, schema, options, train.x, train.y.numpy(), train_shape)
+    fresh = choose_fresh(spec, schema, options, known.x, known.y.numpy(), known_shape)
     if fresh is not None:
         schema.info["fresh"] = fresh
     features = FeaturePreprocessor(list(schema.numeric), [])
@@ -202,17 +231,21 @@ class FieldKind(TaskKind):
 
 # --- what a finished field run leaves in its directory ------------------------------------
 
-def reconstruct(model: torch.nn.Module, data: Dataset, batch_size: int = 65536) -> np.ndarray:
-    """The model's prediction on the whole grid, coded scale: `(*shape, C)`."""
-    shape = tuple(data.schema.info["shape"])
+def reconstruct_rows(model: torch.nn.Module, x: Tensor, batch_size: int = 65536) -> np.ndarray:
+    """The model's prediction at coordinates `x (n, d_coord)`, coded scale: `(n, C)`."""
     was = model.training
     model.eval()
     with torch.inference_mode():
-        x = data.test.x
         out = torch.cat([model(x[i: i + batch_size]).float() for i in range(0, len(x),
                                                                              batch_size)])
     model.train(was)
-    return out.numpy().reshape(*shape, -1)
+    return out.numpy()
+
+
+def reconstruct(model: torch.nn.Module, data: Dataset, batch_size: int = 65536) -> np.ndarray:
+    """The model's prediction on the whole grid, coded scale: `(*shape, C)`."""
+    shape = tuple(data.schema.info["shape"])
+    return reconstruct_rows(model, data.test.x, batch_size).reshape(*shape, -1)
 
 
 def write_artifacts(run_dir: Path, model: torch.nn.Module, data: Dataset,
@@ -226,15 +259,17 @@ def write_artifacts(run_dir: Path, model: torch.nn.Module, data: Dataset,
     shape = tuple(info["shape"])
     pred = reconstruct(model, data)
     target = data.test.y.numpy().reshape(*shape, -1)
-    train_mask, _ = grid_masks(shape, info.get("split", "all"))
-    held = ~train_mask
+    lattice, _ = grid_masks(shape, info.get("split", "all"))
+    held = ~lattice  # every-second: the test pixels beyond the training lattice
     flat_p, flat_t = pred.reshape(-1, pred.shape[-1]), target.reshape(-1, target.shape[-1])
     params = sum(p.numel() for p in model.parameters())
     summary: dict[str, Any] = {
         "source": info.get("source"), "shape": list(shape), "split": info.get("split"),
         "psnr": psnr(flat_p, flat_t),
         "psnr_heldout": psnr(flat_p[held], flat_t[held]) if held.any() else None,
-        "psnr_train": psnr(flat_p[train_mask], flat_t[train_mask]),
+        "psnr_lattice": psnr(flat_p[lattice], flat_t[lattice]),  # train + val rows
+        "psnr_val": psnr(reconstruct_rows(model, data.val.x), data.val.y.numpy())
+        if len(data.val) else None,
         "ssim": ssim(pred, target) if len(shape) == 2 else None,
         "params": params, "params_per_sample": params / math.prod(shape),
         "fresh": info.get("fresh"),

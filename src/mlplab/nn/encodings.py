@@ -7,6 +7,10 @@ encoding `cos/sin(2 pi sigma^(j/m) x_k)`, j = 0..m-1; `siren` SIREN's first laye
 `sin(omega_0 (W x + b))` with `W ~ U(-1/d, 1/d)` (hidden layers are the `siren` unit,
 `mlplab.nn.siren`). Grid encodings (hash, dense, RBF grids) are in `mlplab.nn.hashgrid`.
 Every encoding has `d_out` and takes the spec's seed through torch's global generator.
+Grid encodings also take `smoothness` (in `model.adapter_options`, default 0): the weight of
+a total-variation penalty on their dense levels' tables (`grid_total_variation`), added to
+the training loss through the auxiliary-loss protocol (`mlplab.nn.aux_loss`) -- a smoothness
+prior for fields that must interpolate between training samples.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ if TYPE_CHECKING:
     from mlplab.spec import ModelSpec
 
 FRESH = "fresh"
+SMOOTHNESS = "smoothness"  # an option of every grid encoding, handled here (see aux_loss)
 
 
 def is_fresh(value: object) -> bool:
@@ -45,6 +50,14 @@ def check_adapter_options(name: str, options: dict[str, Any]) -> None:
     cls = ADAPTERS.get(name, field="model.adapter")
     scale = getattr(cls, "scale_option", None)
     values = dict(options)
+    if SMOOTHNESS in values:
+        smooth = values.pop(SMOOTHNESS)
+        if not is_grid(cls):
+            raise ValueError(f"{SMOOTHNESS}: applies to the grid encodings (hashgrid, "
+                             f"densegrid, rbfgrid), not {name!r}")
+        if isinstance(smooth, bool) or not isinstance(smooth, int | float) or not (
+                math.isfinite(smooth) and smooth >= 0):
+            raise ValueError(f"{SMOOTHNESS}: expected a number >= 0, got {smooth!r}")
     for key, value in options.items():
         if is_fresh(value):
             if key != scale:
@@ -64,6 +77,32 @@ def check_adapter_options(name: str, options: dict[str, Any]) -> None:
         raise ValueError(f"{err.option}: {err.detail}") from None
 
 
+def is_grid(cls: type) -> bool:
+    """Whether adapter class `cls` is a grid encoding (learned tables at grid vertices)."""
+    return getattr(cls, "scale_option", None) == "finest_resolution"
+
+
+def grid_total_variation(grid: nn.Module) -> Tensor:
+    """Anisotropic total variation of a grid encoding's dense levels: for each level and axis,
+    the mean `|T[v + e_k] - T[v]|` over its `(N_l + 1)^d` vertices and features, summed (a
+    scalar; hashed levels have no vertex neighbourhood and are skipped). Reads the flat table
+    `(rows, F)` (or feature-major `(F, rows)`) at each dense level's offset."""
+    table = grid.table
+    rows = sum(grid.sizes)
+    if table.shape[0] != rows:  # feature-major layout
+        table = table.t()
+    total = table.new_zeros(())
+    for level, (res, dense) in enumerate(zip(grid.resolutions, grid.dense_levels, strict=True)):
+        if not dense:
+            continue
+        start = int(grid.offsets[level])
+        side = res + 1
+        block = table[start: start + side ** grid.d_in].reshape((side,) * grid.d_in + (-1,))
+        for axis in range(grid.d_in):
+            total = total + block.diff(dim=axis).abs().mean()
+    return total
+
+
 class CoordinateAdapter(nn.Module):
     """Base of the coordinate encodings: built from `model.adapter_options` and the field
     data's coordinate count (`schema.info["d_coord"]`); a `"fresh"` scale option takes the
@@ -71,6 +110,13 @@ class CoordinateAdapter(nn.Module):
 
     scale_option: str | None = None
     n_tokens: int | None = None
+    smoothness: float = 0.0  # grids: weight of `grid_total_variation` in the training loss
+
+    def aux_loss(self) -> Tensor | None:
+        """`smoothness * grid_total_variation(self)` while training a grid with smoothness."""
+        if not self.smoothness or not self.training:
+            return None
+        return self.smoothness * grid_total_variation(self)
 
     @classmethod
     def from_spec(cls, spec: ModelSpec, schema: FeatureSchema) -> nn.Module:
@@ -92,7 +138,10 @@ class CoordinateAdapter(nn.Module):
             check_adapter_options(name, options)
         except ValueError as err:
             raise SpecError(f"model.adapter_options: {err}") from None
-        return cls(d_coord, **options)
+        smoothness = float(options.pop(SMOOTHNESS, 0.0))
+        adapter = cls(d_coord, **options)
+        adapter.smoothness = smoothness
+        return adapter
 
     @classmethod
     def options_from_spec(cls, spec: ModelSpec, options: dict[str, Any]) -> dict[str, Any]:
