@@ -70,6 +70,22 @@ def test_cpu_training_keeps_data_where_it_is() -> None:
     assert dev.to_device(data.train.x, torch.device("cpu")) is data.train.x
 
 
+def _split(n: int = 50):
+    from mlplab.data.dataset import Split
+
+    g = torch.Generator().manual_seed(0)
+    return Split(torch.randn(n, 3, generator=g), torch.randint(0, 4, (n, 2), generator=g),
+                 torch.randint(0, 2, (n,), generator=g), torch.rand(n, generator=g))
+
+
+def test_cpu_batches_are_plain_indexing() -> None:
+    split, idx = _split(), torch.tensor([4, 1, 7])
+    got = dev.HostBatches(torch.device("cpu"))(split, idx)
+    for a, b in zip(got, (split.x[idx], split.x_cat[idx], split.y[idx], split.w[idx]),
+                    strict=True):
+        assert torch.equal(a, b) and not a.is_pinned()
+
+
 def test_device_is_recorded_in_the_resolved_spec(tmp_path: Path) -> None:
     mlplab.train(TINY_SPEC, out=tmp_path / "run")
     assert json.loads((tmp_path / "run" / "spec.json").read_text())["train"]["device"] == "auto"
@@ -131,3 +147,20 @@ def test_bench_peaks_name_their_device() -> None:
     devices = {r["device"] for r in rows}
     assert devices == {"cpu", *(f"cuda:{i}" for i in range(torch.cuda.device_count()))}
     assert {r["dtype"] for r in rows if r["device"] == "cpu"} == {"float32", "bfloat16"}
+
+
+@gpu
+def test_gpu_host_batches_reuse_two_pinned_staging_buffers() -> None:
+    """A host split (pinned once) reaches the GPU through two pinned buffers allocated once:
+    no pinning per batch, the same values as indexing."""
+    split = _split(200)
+    split = type(split)(*(t.pin_memory() for t in (split.x, split.x_cat, split.y, split.w)))
+    batches = dev.HostBatches(torch.device("cuda"))
+    seen = []
+    for step in range(6):
+        idx = torch.randperm(200)[:32 - step]  # a smaller last batch reuses the buffers too
+        got = batches(split, idx)
+        assert all(t.device.type == "cuda" for t in got)
+        assert torch.equal(got[0].cpu(), split.x[idx]) and torch.equal(got[2].cpu(), split.y[idx])
+        seen.append(batches._slots["x"][batches._turn][0].data_ptr())
+    assert len(set(seen)) == 2

@@ -3,7 +3,8 @@ to a `torch.device`, and the dataset placed there once.
 
 A dataset whose tensors fit in a fraction of the accelerator's free memory is copied there
 once (every batch is then an index into device memory, as on the CPU); a larger one stays on
-the host in pinned (page-locked) memory and each batch is copied over asynchronously.
+the host in pinned (page-locked) memory, pinned once, and each batch is gathered into one of two
+pinned staging buffers that are allocated once (`HostBatches`) and copied over asynchronously.
 Checkpoints are always written from CPU copies and read to the CPU, so a run trained on a
 GPU resumes, loads and predicts on a machine without one.
 """
@@ -95,9 +96,55 @@ def place_dataset(data: Dataset, device: torch.device) -> tuple[Dataset, bool]:
 
 
 def to_device(t: Tensor | None, device: torch.device) -> Tensor | None:
-    """One batch to `device` (asynchronous from pinned memory); None and on-device stay."""
+    """One tensor to `device` (asynchronous from pinned memory; from pageable memory CUDA
+    copies synchronously, which costs less than pinning a fresh copy each time); None and
+    on-device tensors stay."""
     if t is None or t.device == device:
         return t
-    if device.type == "cuda" and t.device.type == "cpu" and not t.is_pinned():
-        t = t.pin_memory()
-    return t.to(device, non_blocking=True)
+    return t.to(device, non_blocking=t.is_pinned())
+
+
+class HostBatches:
+    """Training batches of a split to `device`: `(x, x_cat, y, w)` of the rows `idx`.
+
+    A resident split (on the device, or the CPU) is indexed where it is. A host split for a
+    CUDA device (pinned once by `place_dataset`) is gathered with `index_select` into one of
+    two pinned staging buffers per tensor, allocated once at the largest batch seen, then
+    copied asynchronously; a buffer is refilled only after the copy that last read it has
+    finished (a CUDA event), so batch `i + 1` is gathered while batch `i` travels.
+    """
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._slots: dict[str, list[list]] = {}  # name -> two [buffer, event]
+        self._turn = 0
+
+    def __call__(self, split: Split, idx: Tensor) -> tuple[Tensor, ...]:
+        if self.device.type != "cuda" or split.y.device.type == "cuda":
+            x, x_cat = split.inputs(idx)
+            w = split.w[idx] if split.w is not None else None
+            return tuple(to_device(t, self.device) for t in (x, x_cat, split.y[idx], w))
+        self._turn ^= 1
+        idx = idx.cpu()
+        return tuple(self._gather(name, getattr(split, name), idx)
+                     for name in ("x", "x_cat", "y", "w"))
+
+    def _gather(self, name: str, src: Tensor | None, idx: Tensor) -> Tensor | None:
+        if src is None:
+            return None
+        if not src.is_pinned():
+            return to_device(src[idx], self.device)
+        slot = self._slots.setdefault(name, [[None, None], [None, None]])[self._turn]
+        buf, event = slot
+        if event is not None:
+            event.synchronize()  # the copy that last read this buffer is done
+        if (buf is None or buf.shape[0] < len(idx) or buf.shape[1:] != src.shape[1:]
+                or buf.dtype != src.dtype):
+            buf = torch.empty((len(idx), *src.shape[1:]), dtype=src.dtype, pin_memory=True)
+        rows = buf[: len(idx)]
+        torch.index_select(src, 0, idx, out=rows)
+        out = rows.to(self.device, non_blocking=True)
+        event = torch.cuda.Event()
+        event.record()
+        slot[0], slot[1] = buf, event
+        return out

@@ -34,7 +34,7 @@ from mlplab.tasks import Task, predict_batches
 from mlplab.train import checkpoint as ckpt
 from mlplab.train import distributed as ddp
 from mlplab.train import speed
-from mlplab.train.device import place_dataset, resolve_device, to_device
+from mlplab.train.device import HostBatches, place_dataset, resolve_device, to_device
 from mlplab.train.hooks import EpochHook, hooks_from_spec
 from mlplab.train.master_weights import MasterWeights, unsupported
 from mlplab.train.optim import batch_rows, check_state_shapes, make_optimizer, take_step
@@ -99,6 +99,7 @@ class Trainer:
         ddp.check_supported(spec.optimizer)
         model.to(self.device)  # before the optimizer: its state lives beside the parameters
         data, self.resident = place_dataset(data, self.device)
+        self.batches = HostBatches(self.device)  # the rows of a step, on the device
         self.model, self.task, self.data, self.spec = model, task, data, spec
         self._ddp: tuple[list[int], nn.Module] | None = None  # (parameter ids, DDP wrapper)
         self._forward: nn.Module = model  # what a step calls: the model or its DDP wrapper
@@ -246,11 +247,9 @@ class Trainer:
         for start in batch_starts(len(train), self.batch_size):
             batch = perm[start: start + self.batch_size]
             idx = ddp.local_rows(batch)  # this rank's part of the global batch
-            x, x_cat = (to_device(t, self.device) for t in train.inputs(idx))
+            x, x_cat, y, w = self.batches(train, idx)
             if self.masters is not None:  # a bf16 model takes bf16 inputs
                 x = x.to(torch.bfloat16)
-            y = to_device(train.y[idx], self.device)
-            w = to_device(train.w[idx], self.device) if train.w is not None else None
             self._set_lr()
             values: list[float] = []  # the task loss of each evaluation (L-BFGS makes several)
             scale = ddp.loss_scale(len(idx), len(batch))
