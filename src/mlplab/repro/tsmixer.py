@@ -8,7 +8,9 @@ classical ETS model; a Mixer over image patches against a flat MLP at matched pa
 Protocol: a short script on the public API. Per offline series (`mlplab.forecast.SERIES`) the
 windows are split in time order (last ~20% test, rolling origins `h` apart; ~10% before it
 for validation); `mlplab.forecast.TSMixer` (2 mixing layers, ff_dim 64, dropout 0.1, MAE loss,
-batch 32, about `steps` steps, cosine schedule) is trained per seed; seasonal naive and ETS
+batch 32, as many whole epochs as fit in `steps` steps, cosine schedule after a 5% warmup,
+early stopping with `MLPForecaster`'s patience; `train_tsmixer`, also what
+`benchmarks/forecast.py` runs) is trained per seed; seasonal naive and ETS
 (statsmodels, A,Ad,A, fitted on the training part) forecast the same test windows. Verdict:
 claim 1 by the paired rule (pairs = seeds); claim 2 counts the series where TSMixer's mean MAE
 is at most ETS's or within one seed std of it ("ties"), agreeing when that is at least
@@ -60,16 +62,34 @@ DEFAULT = TSMixerProtocol()
 FULL = TSMixerProtocol(series=tuple(CASES), seeds=(0, 1, 2, 3, 4), steps=2000)
 
 
-def forecast_runs(p: TSMixerProtocol) -> pd.DataFrame:
-    """One row per series x family x seed: test MAE on the original scale."""
+def train_tsmixer(prep: Any, seed: int, steps: int) -> tuple[Any, Any]:
+    """`mlplab.forecast.TSMixer` (2 layers, ff_dim 64, dropout 0.1) trained on `prep`'s
+    windows with the recipe above: `(model, TrainState)`."""
     import torch
 
+    from mlplab.estimators.forecaster import MLPForecaster
+    from mlplab.forecast import evaluate as ev
+    from mlplab.forecast.models import TSMixer
+    from mlplab.spec import TrainSpec
+
+    epochs = max(1, steps // math.ceil(len(prep.windows("train")) / 32))  # whole epochs
+    patience = MLPForecaster.__init__.__kwdefaults__["patience"]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = TSMixer(prep.config.input_size, prep.config.h, prep.n_in, prep.n_out,
+                        n_blocks=2, ff_dim=64, dropout=0.1)
+        spec = TrainSpec(lr=1e-3, batch_size=32, epochs=epochs, patience=patience,
+                         weight_decay=0.0, warmup_epochs=0.05 * epochs, grad_clip=None)
+        state = ev.fit(model, prep, spec, loss="mae", seed=seed)
+    return model, state
+
+
+def forecast_runs(p: TSMixerProtocol) -> pd.DataFrame:
+    """One row per series x family x seed: test MAE on the original scale."""
     from mlplab.forecast import evaluate as ev
     from mlplab.forecast.data import panel_from_frame
-    from mlplab.forecast.models import TSMixer
     from mlplab.forecast.prepare import Prepared, WindowConfig, default_sizes
     from mlplab.forecast.sources import SERIES, load_series
-    from mlplab.spec import TrainSpec
 
     rows = []
     for name in p.series:
@@ -87,17 +107,9 @@ def forecast_runs(p: TSMixerProtocol) -> pd.DataFrame:
             mae = ev.score(prep, windows, ev.baseline(prep, windows, kind, season), season)
             rows += [{"cell": name, "family": kind, "seed": s, "quality": mae[0]["mae"],
                       "seconds": 0.0} for s in p.seeds]
-        n_train = len(prep.windows("train"))
-        epochs = max(1, round(p.steps / math.ceil(n_train / 32)))
         for seed in p.seeds:
             t0 = time.perf_counter()
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(seed)
-                model = TSMixer(L, h, prep.n_in, prep.n_out, n_blocks=2, ff_dim=64,
-                                dropout=0.1)
-                spec = TrainSpec(lr=1e-3, batch_size=32, epochs=epochs, patience=None,
-                                 weight_decay=0.0, warmup_epochs=0.05 * epochs, grad_clip=None)
-                ev.fit(model, prep, spec, loss="mae", seed=seed)
+            model, _ = train_tsmixer(prep, seed, p.steps)
             mae = ev.score(prep, windows, ev.forecasts(model, prep, windows), season)
             rows.append({"cell": name, "family": "tsmixer", "seed": seed,
                          "quality": mae[0]["mae"], "seconds": time.perf_counter() - t0})
@@ -206,4 +218,4 @@ REPRO = register(ScriptReproduction(
                                            Claim("ties or beats ETS", "tsmixer", "ets")],
     script=script))
 
-__all__ = ["REPRO", "TSMixerProtocol"]
+__all__ = ["REPRO", "TSMixerProtocol", "CASES", "train_tsmixer"]
