@@ -32,6 +32,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mlplab.errors import SpecError
+from mlplab.messages import did_you_mean, name_list
 from mlplab.spec import RunSpec, _format_error, apply_overrides, parse_spec, read_spec_file
 
 SWEEP_KEYS = ("name", "seeds", "axes", "family", "budget", "search", "analysis", "execution")
@@ -239,6 +240,11 @@ def parse_sweep(data: dict[str, Any]) -> SweepSpec:
     if "seed" in data:
         raise SpecError("seed: a sweep takes seeds = [...] (a list), not seed")
     top = {k: data.pop(k) for k in SWEEP_KEYS if k in data}
+    known = [k for k in RunSpec.model_fields if k != "seed"] + list(SWEEP_KEYS)
+    for key in data:
+        if key not in RunSpec.model_fields:
+            hint = did_you_mean(str(key), known)
+            raise SpecError(f"{key}: unknown key; {hint or 'expected one of ' + name_list(known)}")
     if not top.get("name"):
         raise SpecError("name: a sweep needs a name (it names the store and the run directory)")
     if not {"budget", "search", "axes", "family"} & set(top):
@@ -248,7 +254,7 @@ def parse_sweep(data: dict[str, Any]) -> SweepSpec:
     try:
         spec = SweepSpec.model_validate({**top, "base": base})
     except ValidationError as err:
-        raise SpecError(_format_error(err)) from None
+        raise SpecError(_format_error(err, SweepSpec)) from None
     _check_fields(spec)
     return spec
 
