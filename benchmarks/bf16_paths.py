@@ -11,6 +11,9 @@
 3. The same step with mlplab's bf16 linear (`mlplab.nn.bf16_linear`) vs autocast's own.
 4. `--ceiling`: the figure's bounds in one process (`mlplab.bench.ceiling`): the 2048³ bf16
    and fp32 peaks, this model's matmuls alone, the trainer, the memory bandwidth.
+5. `--tabular`: test metrics of the tabular benchmark's MLP (`benchmarks/tabular.py`'s data,
+   model and loop) in fp32, bf16 (bf16 parameters, fp32 masters) and bf16 under autocast,
+   over seeds.
 CPU time, best of several calls, measured back to back in one process (a loaded machine
 distorts it least).
 """
@@ -103,14 +106,54 @@ def custom_linear_vs_autocast(width: int = 1024, batch: int = 1024) -> None:
               f"bf16 linear {b:.3f} ({a / b:.2f}x)")
 
 
+def tabular_accuracy(datasets: list[str], seeds: int, epochs: int) -> None:
+    """Mean ± std test metric of the tabular MLP per precision (same rows, same seeds)."""
+    import statistics
+    from argparse import Namespace
+
+    import tabular  # benchmarks/tabular.py
+
+    import mlplab
+    from mlplab.train import trainer as trainer_module
+
+    args = Namespace(lr=2e-3, batch_size=256, epochs=epochs, patience=6, d_block=128, k=32)
+    net = tabular.mlplab_model(mlplab.MLPRegressor(arch="mlp", d_block=128, dropout=0.1,
+                                                   cat_encoding="onehot"))
+    for bench in [b for b in tabular.DATASETS if b.name in datasets]:
+        values: dict[str, list[float]] = {}
+        for seed in range(seeds):
+            data = tabular.load(bench, seed, 10000)
+            d_out = tabular.make_task(data.target.kind, data.target).d_out
+            for label, precision, masters in (("fp32", "fp32", True), ("bf16", "bf16", True),
+                                              ("bf16 autocast", "bf16", False)):
+                trainer_module.MASTER_WEIGHTS = masters
+                try:
+                    torch.manual_seed(seed)
+                    pred, *_ = tabular.train_torch(net(data, d_out), data, args, seed, precision)
+                finally:
+                    trainer_module.MASTER_WEIGHTS = True
+                values.setdefault(label, []).append(tabular.score(data, pred))
+        metric = tabular.metric_name(data)
+        print(f"{bench.name}: " + ", ".join(
+            f"{k} {metric} {statistics.mean(v):.4f} ± {statistics.stdev(v) if len(v) > 1 else 0:.4f}"
+            for k, v in values.items()) + f" ({seeds} seeds)", flush=True)
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--ceiling", action="store_true", help="only part 4 (the bounds)")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--tabular", nargs="*", help="only part 5, on these datasets")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, 1-min load {os.getloadavg()[0]:.2f}")
+    if args.tabular is not None:
+        tabular_accuracy(args.tabular or ["diamonds", "nasscds", "cps1988"], args.seeds,
+                         args.epochs)
+        raise SystemExit
     if args.ceiling:
         from mlplab.bench import ceiling
 

@@ -240,3 +240,22 @@ def test_unknown_precision_is_a_clear_spec_error() -> None:
 
     with pytest.raises(SpecError, match="train.precision"):
         parse_spec({**DIGITS, "train": {**DIGITS["train"], "precision": "fp16"}})
+
+
+@pytest.mark.parametrize("model", [dict(block="glu"), dict(block="plain", dropout=0.1),
+                                   dict(block="hourglass"), dict(unit="fan"),
+                                   dict(unit="siren")])
+def test_bf16_masters_train_the_plain_families_like_fp32(model: dict) -> None:
+    from mlplab.run import prepare_run
+    from mlplab.spec import parse_spec
+    from mlplab.train.trainer import Trainer
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        spec = parse_spec({**DIGITS, "model": {"width": 32, "depth": 2, **model},
+                           "train": {**DIGITS["train"], "epochs": 3, "precision": precision}})
+        data, task, net, _ = prepare_run(spec)
+        trainer = Trainer(net, task, data, spec.train, quiet=True)
+        assert (trainer.masters is not None) == (precision == "bf16")
+        losses[precision] = [c["train_loss"] for c in trainer.fit().curves]
+    assert losses["bf16"] == pytest.approx(losses["fp32"], rel=0.05), losses
