@@ -165,3 +165,26 @@ def test_predict_equals_eval_mode_forward() -> None:
     assert torch.allclose(predict(model, x), want, atol=1e-5)  # oneDNN route
     assert torch.allclose(predict(model, x, batch_size=128), want, atol=1e-5)
     assert torch.allclose(predict(model, x[:1]), want[:1], atol=1e-5)
+
+
+def test_ceiling_reads_the_models_gemm_shapes_and_reports_the_figure() -> None:
+    from mlplab.bench import ceiling
+
+    model = residual_mlp(32, depth=2, d_in=16, n_classes=4)
+    shapes = ceiling.gemm_shapes(model, torch.zeros(8, 16))
+    assert shapes == [(8, 16, 32), (8, 32, 128), (8, 128, 32), (8, 32, 128), (8, 128, 32),
+                      (8, 32, 4)]
+    # forward + both gradients, except the first layer's input gradient
+    assert ceiling.step_flops(shapes) == sum(2 * n * a * b * 3 for n, a, b in shapes) - 2 * 8 * 16 * 32
+    ceiling.matmul_only_step(shapes)()  # runs
+    assert ceiling.optimizer_bytes_per_param(weight=4, grad=4, master=0, moment=4) == 28
+    assert ceiling.optimizer_bytes_per_param(weight=2, grad=2, master=4, moment=4) == 28
+    result = {"batch": 8, "counted_step_gflop": 8.0,
+              "best": {"peak bf16": 100.0, "peak fp32": 25.0, "matmuls only bfloat16": 90.0,
+                       "matmuls only float32": 24.0, "mlplab fp32": 20.0, "mlplab bf16": 60.0},
+              "best_wall": {"peak bf16": 200.0, "peak fp32": 50.0, "mlplab fp32": 40.0,
+                            "mlplab bf16": 120.0}}
+    table = ceiling.figure_table(result)
+    assert "| mlplab bf16 | 120 | 60% | 60 | 60% | 120 | 60 |" in table
+    assert "| mlplab fp32 | 40 | 80% | 20 | 80% | 40 | 20 |" in table
+    assert table.rstrip().endswith("| 3.00x | 3.00x |")

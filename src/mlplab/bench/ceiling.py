@@ -130,7 +130,9 @@ def measure_ceilings(
     """In one process, in interleaved rounds (each figure the best of `rounds`, per
     CPU-second): the 2048³ matmul peaks (fp32, bf16), this model's matmuls alone (bf16,
     fp32), the trainer's epochs of `steps` steps (`mlplab.bench.training` contenders) and
-    the memory bandwidth. Returns GFLOP per CPU-second of each and the derived bounds."""
+    the memory bandwidth. Returns GFLOP per CPU-second of each (`best`; bandwidth in GB per
+    CPU-second), GFLOP/s of wall time of the peaks and trainers (`best_wall`; the figure that
+    counts on an idle machine) and the step's FLOPs."""
     from mlplab.bench.peak import matmul_gflops
     from mlplab.bench.training import CONTENDERS, D_IN, residual_mlp, synthetic
     from mlplab.count import count
@@ -145,19 +147,24 @@ def measure_ceilings(
     for c in trainers.values():
         c.warm_up()
     best: dict[str, float] = {}
+    best_wall: dict[str, float] = {}
 
-    def keep(name: str, value: float) -> None:
+    def keep(name: str, value: float, wall: float | None = None) -> None:
         best[name] = max(best.get(name, 0.0), value)
+        if wall is not None:
+            best_wall[name] = max(best_wall.get(name, 0.0), wall)
 
     for _ in range(rounds):
-        keep("peak bf16", matmul_gflops(torch.bfloat16, "highest", seconds=0.6)[1])
-        keep("peak fp32", matmul_gflops(torch.float32, "highest", seconds=0.6)[1])
+        for label, dt in (("peak bf16", torch.bfloat16), ("peak fp32", torch.float32)):
+            wall, cpu = matmul_gflops(dt, "highest", seconds=0.6)
+            keep(label, cpu, wall)
         for dt, f in only.items():
             keep(f"matmuls only {str(dt)[6:]}", flops / cpu_seconds(f, 2) / 1e9)
         for name, c in trainers.items():
-            start = time.process_time()
+            start, wall = time.process_time(), time.perf_counter()
             c.epoch()
-            keep(name, counted * steps / (time.process_time() - start) / 1e9)
+            cpu, wall = time.process_time() - start, time.perf_counter() - wall
+            keep(name, counted * steps / cpu / 1e9, counted * steps / wall / 1e9)
         for k, v in bandwidth_gbs().items():
             keep(f"bandwidth fp32 {k}", v)
         log("  " + ", ".join(f"{k} {v:.0f}" for k, v in best.items()))
@@ -169,7 +176,45 @@ def measure_ceilings(
         "counted_step_gflop": counted / 1e9,
         "params": sum(p.numel() for p in model.parameters()),
         "best": best,
+        "best_wall": best_wall,
+        "rounds": rounds,
+        "steps": steps,
     }
+
+
+def figure_table(result: dict) -> str:
+    """Markdown: each trainer's GFLOP/s, samples/s and share of its dtype's peak (wall and per
+    CPU-second), and bf16 ÷ fp32 samples/s, from `measure_ceilings`."""
+    per_sample = result["counted_step_gflop"] / result["batch"]
+    lines = [
+        "| | GFLOP/s (wall) | ÷ same-dtype peak (wall) | GFLOP/CPU-s | ÷ same-dtype peak "
+        "(CPU-s) | samples/s (wall) | samples/CPU-s |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    wall, cpu = result["best_wall"], result["best"]
+    for name in ("peak fp32", "peak bf16"):
+        lines.append(f"| 2048³ matmul {name[5:]} | {wall[name]:,.0f} | | {cpu[name]:,.0f} | | | |")
+    for dt in ("float32", "bfloat16"):
+        key = f"matmuls only {dt}"
+        which = "fp32" if dt == "float32" else "bf16"
+        lines.append(
+            f"| this model's matmuls alone, {which} | | | {cpu[key]:,.0f} | "
+            f"{cpu[key] / cpu['peak ' + which]:.0%} | | |"
+        )
+    for name in [k for k in cpu if k.startswith("mlplab")]:
+        which = "fp32" if "fp32" in name else "bf16"
+        lines.append(
+            f"| {name} | {wall[name]:,.0f} | {wall[name] / wall['peak ' + which]:.0%} | "
+            f"{cpu[name]:,.0f} | {cpu[name] / cpu['peak ' + which]:.0%} | "
+            f"{wall[name] / per_sample:,.0f} | {cpu[name] / per_sample:,.0f} |"
+        )
+    if "mlplab bf16" in cpu and "mlplab fp32" in cpu:
+        lines.append(
+            f"| bf16 ÷ fp32 samples/s | | | | | "
+            f"{wall['mlplab bf16'] / wall['mlplab fp32']:.2f}x | "
+            f"{cpu['mlplab bf16'] / cpu['mlplab fp32']:.2f}x |"
+        )
+    return "\n".join(lines)
 
 
 def ceiling_lines(result: dict, *, target: float = 0.6) -> list[str]:
