@@ -108,6 +108,33 @@ def test_fresh_is_chosen_from_the_data_and_recorded(tmp_path: Path) -> None:
     assert summary["fresh"]["chosen"] == fresh["chosen"]
 
 
+def test_fresh_runs_once_and_a_resume_reuses_it(tmp_path: Path, monkeypatch) -> None:
+    import mlplab.fields.fresh as fresh_module
+
+    spec = field_spec("fourier", options={"sigma": "fresh", "n_frequencies": 16}, epochs=2,
+                      task={"fresh_candidates": [0.5, 4.0, 64.0], "fresh_inits": 1,
+                            "split": "every-second"})
+    mlplab.train(spec, out=tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "spec.json").read_text())["task"]["options"]
+    record = saved["fresh_result"]
+    assert record["chosen"] in [0.5, 4.0, 64.0] and record["inputs"]["seed"] == 0
+    # the band FreSh compares is set by the signal's side (64 px: 16 bins, as when fitting all
+    # pixels), not by the 32 px training lattice (which alone would give 8)
+    big = parse_spec({**spec, "task": {**spec["task"], "options": {
+        **spec["task"]["options"], "size": 64}}})
+    assert build_data(big).schema.info["fresh"]["spectrum_size"] == 16
+    assert big.task.options["fresh_result"]["spectrum_size"] == 16
+
+    def no_fresh(*args, **kwargs):
+        raise AssertionError("FreSh ran again")
+
+    monkeypatch.setattr(fresh_module, "fresh_select", no_fresh)
+    resumed = mlplab.resume(tmp_path / "run")  # spec.json carries the choice
+    assert resumed.model.adapter.sigma == record["chosen"]
+    with pytest.raises(AssertionError, match="FreSh ran again"):  # other inputs: FreSh again
+        mlplab.train({**spec, "seed": 1, "task": {**spec["task"], "options": saved}})
+
+
 def test_run_directory_pictures(tmp_path: Path) -> None:
     from PIL import Image
 

@@ -56,6 +56,9 @@ class FieldOptions(BaseModel):
     fresh_candidates: list[float] | None = Field(
         None, description="values FreSh tries (default per option, mlplab.fields.fresh)")
     fresh_inits: int = Field(3, ge=1, le=20, description="initialisations averaged per value")
+    fresh_result: dict[str, Any] | None = Field(
+        None, description="FreSh's choice as a run records it (written into the run's spec "
+        "the first time; reused on resume and by every data-parallel rank)")
     val_fraction: float = Field(
         1 / 16, gt=0.0, lt=0.5, description="every-second: the share of the training lattice "
         "held back (seeded) for validation, so model selection never sees a held-out sample")
@@ -154,16 +157,62 @@ def field_schema(signal: Signal, options: FieldOptions) -> FeatureSchema:
     return FeatureSchema(names, [], [], adapter=DEFAULT_ENCODING, info=info)
 
 
+def fresh_inputs(spec: Any, options: FieldOptions, key: str) -> dict[str, Any]:
+    """What a FreSh choice depends on (a recorded choice is reused only when all match)."""
+    model = {k: v for k, v in spec.model.model_dump(mode="json").items()
+             if k != "adapter_options"}
+    return {"source": spec.data.source, "size": options.size, "split": options.split,
+            "channels": options.channels, "seed": spec.seed, "option": key,
+            "candidates": options.fresh_candidates, "inits": options.fresh_inits,
+            "model": model, "adapter_options": {k: v for k, v in
+                                                spec.model.adapter_options.items() if k != key}}
+
+
 def choose_fresh(spec: Any, schema: FeatureSchema, options: FieldOptions, coords: Tensor,
-                 values: np.ndarray, shape: tuple[int, ...]) -> dict[str, Any] | None:
-    """Run FreSh for the `"fresh"` option of `model.adapter_options`, on the training grid."""
-    from mlplab.build import build_model
-    from mlplab.fields.fresh import fresh_select, is_fresh
+                 values: np.ndarray, shape: tuple[int, ...],
+                 signal_shape: tuple[int, ...] | None = None) -> dict[str, Any] | None:
+    """FreSh for the `"fresh"` option of `model.adapter_options`, on the training lattice
+    `coords`/`values` (an image of `shape`): run once per run and recorded in the spec's
+    `task.options.fresh_result` (so `spec.json` keeps it: a resume reuses it); under
+    data parallelism rank 0 runs it and sends the choice to the other ranks.
+
+    The spectra are compared over the band FreSh's rule sets for the *signal's* resolution
+    (`signal_shape`, the grid the field is asked for: a quarter of its side in bins), capped at
+    the lattice's Nyquist: training on a subset of the pixels does not change the band."""
+    from mlplab.fields.fresh import default_spectrum_size, is_fresh
 
     keys = [k for k, v in spec.model.adapter_options.items() if is_fresh(v)]
     if not keys:
         return None
     key = keys[0]
+    inputs = fresh_inputs(spec, options, key)
+    recorded = options.fresh_result
+    if recorded and recorded.get("inputs") == inputs and "chosen" in recorded:
+        return recorded
+    size = min(default_spectrum_size(key, signal_shape or shape), min(shape) // 2)
+    result = _on_rank_zero(lambda: _run_fresh(spec, schema, options, key, coords, values,
+                                              shape, size))
+    result["inputs"] = inputs
+    spec.task.options["fresh_result"] = result  # spec.json records it (see the docstring)
+    return result
+
+
+def _on_rank_zero(compute: Any) -> Any:
+    """`compute()` on rank 0 of a data-parallel group, its result sent to every rank."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return compute()
+    box = [compute() if dist.get_rank() == 0 else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def _run_fresh(spec: Any, schema: FeatureSchema, options: FieldOptions, key: str,
+               coords: Tensor, values: np.ndarray, shape: tuple[int, ...],
+               size: int) -> dict[str, Any]:
+    from mlplab.build import build_model
+    from mlplab.fields.fresh import fresh_select
 
     def make(value: float) -> torch.nn.Module:
         model_spec = spec.model.model_copy(
@@ -172,8 +221,8 @@ def choose_fresh(spec: Any, schema: FeatureSchema, options: FieldOptions, coords
 
     result = fresh_select(make, coords, values, shape, option=key,
                           candidates=options.fresh_candidates, n_inits=options.fresh_inits,
-                          seed=spec.seed)
-    return result.to_dict()
+                          seed=spec.seed, spectrum_size=size)
+    return {**result.to_dict(), "spectrum_size": size}
 
 
 def build_field_dataset(spec: Any) -> Dataset:
@@ -200,7 +249,8 @@ def build_field_dataset(spec: Any) -> Dataset:
     known = split(None if lattice.all() else lattice)
     known_shape = tuple((s + 1) // 2 for s in signal.shape) if options.split != "all" \
         else signal.shape
-    fresh = choose_fresh(spec, schema, options, known.x, known.y.numpy(), known_shape)
+    fresh = choose_fresh(spec, schema, options, known.x, known.y.numpy(), known_shape,
+                         signal.shape)
     if fresh is not None:
         schema.info["fresh"] = fresh
     features = FeaturePreprocessor(list(schema.numeric), [])

@@ -56,7 +56,7 @@ def cmd_fit_image(args: argparse.Namespace) -> None:
                                 threads=args.threads, precision=args.precision)
     fresh = summary.get("fresh")
     if fresh:
-        out.print(FreshResult(**fresh).summary(), markup=False)
+        out.print(FreshResult.from_record(fresh).summary(), markup=False)
     held = summary.get("psnr_heldout")
     ssim = summary.get("ssim")
     out.print(f"PSNR {summary['psnr']:.2f} dB" + (f" (held-out {held:.2f} dB)" if held else "")

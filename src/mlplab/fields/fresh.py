@@ -80,6 +80,12 @@ class FreshResult:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_record(cls, record: dict) -> FreshResult:
+        """From a run's record (`schema.info["fresh"]`, which also keeps FreSh's inputs)."""
+        return cls(record["option"], record["chosen"], list(record["candidates"]),
+                   list(record["distances"]))
+
     def summary(self) -> str:
         pairs = ", ".join(f"{c:g}: {d:.3g}" for c, d in zip(self.candidates, self.distances,
                                                               strict=True))
