@@ -6,7 +6,9 @@ AdamW/SGD evaluate it once, L-BFGS (one full batch per epoch) as often as its li
 needs. Scheduled work (KAN grid updates) runs as epoch hooks (`hooks.py`). The learning rate
 is a pure function of the step (warmup + cosine), so resuming needs only the step count. After every epoch the model, the best weights, the
 optimizer and both RNG states are checkpointed atomically, which makes a resumed run end
-bitwise equal to an uninterrupted one on CPU.
+bitwise equal to an uninterrupted one on CPU. bf16 training keeps fp32 master weights in the
+optimizer and a bf16 model during an epoch's steps (`master_weights.py`) where it can, else
+runs under bf16 autocast.
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ class Trainer:
             batch = perm[start: start + self.batch_size]
             idx = ddp.local_rows(batch)  # this rank's part of the global batch
             x, x_cat, y, w = self.batches(train, idx)
-            if self.masters is not None:  # a bf16 model takes bf16 inputs
+            if self.masters is not None and x.is_floating_point():  # a bf16 model's inputs
                 x = x.to(torch.bfloat16)
             self._set_lr()
             values: list[float] = []  # the task loss of each evaluation (L-BFGS makes several)
