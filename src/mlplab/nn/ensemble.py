@@ -12,9 +12,11 @@ The task trains on the mean of the k losses and predicts with the mean of the k 
   first layer.
 
 A `tabm` backbone of plain blocks (BatchEnsemble linear, no norm, ReLU, dropout: the TabM
-paper's MLP) runs each block as one fused step (`ensemble_fused`, same math, fewer passes over
-memory); its dropout is a bit mask (`BitDropout`, p exact to 1/32768, no bool tensors). The
-module-by-module path runs instead while any forward hook watches the backbone (inspection).
+paper's MLP) on the CPU runs as one fused autograd step (`ensemble_fused.tabm_stack`: same
+parameters, same math, fewer passes over memory, the whole stack in bf16 under bf16
+autocast); its dropout is a bit mask (`BitDropout`, p exact to 1/32768, no bool tensors). The
+module-by-module path runs instead on other devices and while any forward hook watches the
+backbone (inspection, ablation).
 """
 
 from __future__ import annotations
@@ -202,7 +204,12 @@ class EnsembleBackbone(nn.Module):
         return any(x._forward_hooks or x._forward_pre_hooks for x in self.modules())
 
     def forward(self, x: Tensor) -> Tensor:
-        if isinstance(self.scale, nn.Identity) and not self._hooked():
+        if (
+            x.device.type == "cpu"  # CUDA keeps its own autocast on the module path
+            and x.dim() == 2
+            and isinstance(self.scale, nn.Identity)
+            and not self._hooked()
+        ):
             layers = self.fused_blocks()
             if layers is not None:
                 return self._fused(x, layers)
