@@ -14,6 +14,9 @@
 5. `--tabular`: test metrics of the tabular benchmark's MLP (`benchmarks/tabular.py`'s data,
    model and loop) in fp32, bf16 (bf16 parameters, fp32 masters) and bf16 under autocast,
    over seeds.
+6. `--step-parts`: one bf16 training step of the trainer (width 1024, batch 1024) timed piece by
+   piece — forward + backward, gradient copy, clip, AdamW, weight copy — with fp32 master
+   weights vs under autocast, best of 5 interleaved rounds.
 CPU time, best of several calls, measured back to back in one process (a loaded machine
 distorts it least).
 """
@@ -106,6 +109,54 @@ def custom_linear_vs_autocast(width: int = 1024, batch: int = 1024) -> None:
               f"bf16 linear {b:.3f} ({a / b:.2f}x)")
 
 
+def step_parts(rounds: int = 5) -> None:
+    """Best CPU-ms of each piece of a bf16 step, master weights vs autocast, interleaved."""
+    from mlplab.bench.training import LR, N_CLASSES, as_dataset, synthetic
+    from mlplab.spec import TrainSpec
+    from mlplab.tasks import Classification
+    from mlplab.train import speed
+    from mlplab.train import trainer as trainer_module
+
+    x, y = synthetic(1024 + 256)
+    trainers = {}
+    for name, masters in (("masters", True), ("autocast", False)):
+        trainer_module.MASTER_WEIGHTS = masters
+        try:
+            spec = TrainSpec(lr=LR, batch_size=1024, epochs=100, patience=None,
+                             warmup_epochs=0.0, precision="bf16")
+            trainers[name] = trainer_module.Trainer(residual_mlp(1024), Classification(N_CLASSES),
+                                                    as_dataset(x, y), spec, quiet=True)
+        finally:
+            trainer_module.MASTER_WEIGHTS = True
+    trainers["masters"].masters.engage()
+    best: dict[str, float] = {}
+
+    def timed(key: str, f: Callable[[], object]) -> object:
+        start = time.process_time()
+        out = f()
+        best[key] = min(best.get(key, float("inf")), time.process_time() - start)
+        return out
+
+    xb, yb = x[:1024], y[:1024]
+    for _ in range(rounds):
+        for name, t in trainers.items():
+            xin = xb.to(BF) if t.masters else xb
+            timed(f"{name} forward + backward", lambda t=t, xin=xin: t._evaluate_loss(
+                xin, None, yb, None, []))
+            params = (timed(f"{name} gradient copy", t.masters.gather_grads) if t.masters
+                      else t.params)
+            timed(f"{name} clip", lambda t=t, params=params: speed.clip_grad_norm(
+                params, 1.0, t.optimizer))
+            timed(f"{name} AdamW", t.optimizer.step)
+            if t.masters:
+                timed(f"{name} weight copy", t.masters.scatter_weights)
+    for key, value in best.items():
+        print(f"{key:30s} {value * 1e3:7.1f} CPU-ms")
+    total = {n: sum(v for k, v in best.items() if k.startswith(n)) for n in trainers}
+    print(f"step: masters {total['masters'] * 1e3:.0f}, autocast {total['autocast'] * 1e3:.0f} "
+          f"CPU-ms ({total['autocast'] / total['masters']:.2f}x)")
+
+
 def tabular_accuracy(datasets: list[str], seeds: int, epochs: int) -> None:
     """Mean ± std test metric of the tabular MLP per precision (same rows, same seeds)."""
     import statistics
@@ -145,11 +196,15 @@ if __name__ == "__main__":
     parser.add_argument("--ceiling", action="store_true", help="only part 4 (the bounds)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tabular", nargs="*", help="only part 5, on these datasets")
+    parser.add_argument("--step-parts", action="store_true", help="only part 6")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=20)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"threads {args.threads}, 1-min load {os.getloadavg()[0]:.2f}")
+    if args.step_parts:
+        step_parts()
+        raise SystemExit
     if args.tabular is not None:
         tabular_accuracy(args.tabular or ["diamonds", "nasscds", "cps1988"], args.seeds,
                          args.epochs)
