@@ -60,6 +60,7 @@ class MasterWeights:
         self.params = list(params)
         self.masters: list[Tensor] = [p.data for p in self.params]  # the fp32 storage itself
         self.grads: list[Tensor] | None = None  # fp32 gradient buffers (kept once made)
+        self.low: list[Tensor] | None = None  # the bf16 weights' storage (kept once made)
         self.engaged = False
 
     @torch.no_grad()
@@ -67,9 +68,13 @@ class MasterWeights:
         """Parameters -> bf16 copies of the masters (before training steps)."""
         if self.engaged:
             return
-        for p, m in zip(self.params, self.masters, strict=True):
+        if self.low is None:
+            self.low = [m.to(BF16) for m in self.masters]
+        else:  # the same buffers every epoch: no allocation, no fresh pages to fault in
+            torch._foreach_copy_(self.low, self.masters)
+        for p, low in zip(self.params, self.low, strict=True):
             p.grad = None
-            p.data = m.to(BF16)
+            p.data = low
         if self.grads is None:
             self.grads = [torch.empty_like(m) for m in self.masters]
         self.engaged = True
