@@ -205,7 +205,7 @@ def mean_std(values: np.ndarray, *, digits: int = 4) -> str:
     if len(values) == 0:
         return ""
     mean = values.mean()
-    if len(values) == 1 or not values.std() > 0:
+    if len(values) == 1 or not values.std() > 1e-9 * abs(mean):  # equal up to rounding
         return f"{mean:.{digits}g}"
     return f"{mean:.{digits}g} ± {values.std(ddof=1):.2g}"
 
