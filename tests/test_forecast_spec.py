@@ -128,6 +128,9 @@ def test_spec_model_names_and_width_knob(series_csv):
         settings["model"] = {"width": 8, "depth": 1}
         settings["task"]["options"]["model"] = name
         assert isinstance(mlplab.train(settings).model, cls)
+    plain = spec(series_csv)
+    plain["task"]["options"]["instance_norm"] = False
+    assert mlplab.train(plain).model.revin is None  # RevIN off: the one switch for every model
     run = parse_spec(spec(series_csv))
     solved_spec, solved = solve_spec(ModelMeter(run), run, 1500, kind="params")
     assert abs(solved.error) <= 0.05 and solved_spec.model.width != run.model.width

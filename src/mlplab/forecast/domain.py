@@ -57,7 +57,8 @@ class ForecastOptions(BaseModel):
     h: int = Field(ge=1, description="forecast horizon (steps)")
     input_size: int = Field(ge=1, description="lookback window (steps)")
     stride: int = Field(1, ge=1, description="step between training windows")
-    step: int | None = Field(None, ge=1, description="rolling-origin step (default h)")
+    step: int | None = Field(None, ge=1, description="rolling-origin step of the test windows "
+                             "(default h; validation: every origin)")
     val_size: int | None = Field(None, ge=0, description="validation steps (default ~10%)")
     test_size: int | None = Field(None, ge=0, description="test steps (default ~20%)")
     gap: int = Field(0, ge=0, description="steps left out between train, val and test")
