@@ -213,6 +213,9 @@ def test_models_with_buffers_or_other_parameters_keep_autocast() -> None:
     assert "buffers" in unsupported(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)), "adamw")
     assert "Conv1d" in unsupported(nn.Sequential(nn.Conv1d(3, 4, 1)), "adamw")
     assert "L-BFGS" in unsupported(nn.Linear(3, 4), "lbfgs")
+    frozen = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2))
+    frozen[0].weight.requires_grad_(False)
+    assert "frozen" in unsupported(frozen, "adamw")
 
 
 def test_bf16_linear_on_bf16_weights_matches_f_linear(monkeypatch) -> None:

@@ -36,8 +36,8 @@ BF16_MODULES = (nn.Linear, nn.LayerNorm, nn.Embedding)
 def unsupported(model: nn.Module, optimizer: str) -> str | None:
     """Why `model` (trained with `optimizer`) cannot train with bf16 parameters, or None.
 
-    Supported: AdamW/SGD, and models whose parameters all belong to `BF16_MODULES` and that
-    have no floating-point buffers (a running statistic, a grid or a random projection would
+    Supported: AdamW/SGD, and models whose parameters all belong to `BF16_MODULES` and are
+    trainable, and that have no floating-point buffers (a running statistic, a grid or a random projection would
     lose precision in bf16) — the plain MLP families; others keep bf16 autocast.
     """
     if optimizer == "lbfgs":
@@ -45,7 +45,9 @@ def unsupported(model: nn.Module, optimizer: str) -> str | None:
     for name, module in model.named_modules():
         if any(b.is_floating_point() for b in module.buffers(recurse=False)):
             return f"{name or 'the model'} has floating-point buffers"
-        own = [p for p in module.parameters(recurse=False) if p.requires_grad]
+        own = list(module.parameters(recurse=False))
+        if any(not p.requires_grad for p in own):  # it would stay fp32 among bf16 tensors
+            return f"{name or 'the model'} has frozen parameters"
         if own and not isinstance(module, BF16_MODULES):
             return f"{name or 'the model'} ({type(module).__name__}) has parameters"
     return None
