@@ -37,8 +37,9 @@ def unsupported(model: nn.Module, optimizer: str) -> str | None:
     """Why `model` (trained with `optimizer`) cannot train with bf16 parameters, or None.
 
     Supported: AdamW/SGD, and models whose parameters all belong to `BF16_MODULES` and are
-    trainable, and that have no floating-point buffers (a running statistic, a grid or a random projection would
-    lose precision in bf16) — the plain MLP families; others keep bf16 autocast.
+    trainable, and that have no floating-point buffers (a running statistic, a grid or a
+    random projection would lose precision in bf16) — the plain MLP families; others keep
+    bf16 autocast.
     """
     if optimizer == "lbfgs":
         return "L-BFGS re-evaluates the loss inside its step"
