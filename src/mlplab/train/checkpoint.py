@@ -117,12 +117,19 @@ def _not_safetensors(path: Path, err: Exception) -> RunFileError:
                         "or truncated")
 
 
+ALIGNMENT = 64  # bytes: what torch's CPU allocator gives a fresh tensor
+
+
 def read_tensors(path: str | Path) -> dict[str, torch.Tensor]:
-    """All tensors of a safetensors file (on CPU)."""
+    """All tensors of a safetensors file (on CPU), each in storage aligned like a fresh
+    allocation: a tensor at an odd offset of the file is copied. Reductions over a tensor
+    (L-BFGS's dot products over its history) split their vector loops by the address, so a
+    misaligned copy of the same values sums in another order and a resume is not bitwise."""
     path = Path(path)
     _read_bytes_check(path)
     try:
-        return load_file(str(path))
+        return {name: t if t.data_ptr() % ALIGNMENT == 0 else t.clone()
+                for name, t in load_file(str(path)).items()}
     except SafetensorError as err:
         raise _not_safetensors(path, err) from None
 
