@@ -239,8 +239,9 @@ class TrainSpec(Section):
     monitor: str | None = Field(None, max_length=64, description="validation metric (default per task)")
     eval_batch_size: int = Field(4096, ge=1)
     precision: Literal["fp32", "bf16", "auto"] = Field(
-        "fp32", description="bf16: autocast matmuls to bfloat16, fp32 master weights; auto: "
-        "bf16 where the hardware runs it fast (CUDA with bf16, a CPU with AMX), else fp32")
+        "auto", description="bf16: bfloat16 compute, fp32 master weights; auto: bf16 where the "
+        "hardware runs it fast (CUDA with bf16, a CPU with AMX), else fp32; a run records what "
+        "it resolved to (metrics.json timings) and a resume keeps it")
     threads: int | None = Field(None, ge=1, description="torch threads (default: the free cores)")
     device: str = Field(
         "auto", description="auto | cpu | cuda | cuda:N | mps; auto: CUDA when available, "

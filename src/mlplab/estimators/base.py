@@ -84,7 +84,7 @@ class _MLPBase(BaseEstimator):
                  dropout: float = 0.1, lr: float = 2e-3, weight_decay: float = 3e-4,
                  batch_size: int = 256, max_epochs: int = 100, patience: int | None = 16,
                  monitor: str | None = None, validation_fraction: float = 0.1,
-                 precision: str = "fp32", threads: int | None = None, device: str = "auto",
+                 precision: str = "auto", threads: int | None = None, device: str = "auto",
                  random_state: int | np.random.RandomState | None = None, verbose: int = 0,
                  warm_start: bool = False, optimizer: str = "adamw",
                  grid_update_epochs: list[int] | None = None,
@@ -206,6 +206,7 @@ class _MLPBase(BaseEstimator):
         self.n_iter_ = state.epoch
         self.best_epoch_ = state.best_epoch
         self.curves_ = state.curves
+        self.precision_ = trainer.precision  # what `precision` ("auto") resolved to here
         return self
 
     def _new_target(self, y: np.ndarray) -> TargetCoder:
@@ -266,3 +267,4 @@ class _MLPBase(BaseEstimator):
         self.n_iter_ = record.get("n_iter", 0)
         self.best_epoch_ = record.get("best_epoch", 0)
         self.curves_ = record.get("curves", [])
+        self.precision_ = record.get("precision")  # None: saved before it was recorded

@@ -85,7 +85,8 @@ class MLPForecaster(BaseEstimator):
                               gap=self.gap)
         prepared = Prepared(panel, config)
         spec = TrainSpec(lr=self.lr, weight_decay=self.weight_decay, batch_size=self.batch_size,
-                         epochs=self.max_epochs, patience=self.patience)
+                         epochs=self.max_epochs, patience=self.patience,
+                         precision="fp32")  # bf16 ("auto") is not benchmarked for forecasting
         with using_threads(self._threads()), torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.random_state)
             net = build_forecast_model(self.model, self.input_size, self.h, prepared.n_in,

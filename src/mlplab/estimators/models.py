@@ -113,7 +113,7 @@ class _TabMPreset:
                  dropout: float = 0.1, lr: float = 2e-3, weight_decay: float = 3e-4,
                  batch_size: int = 256, max_epochs: int = 100, patience: int | None = 16,
                  monitor: str | None = None, validation_fraction: float = 0.1,
-                 precision: str = "fp32", threads: int | None = None, device: str = "auto",
+                 precision: str = "auto", threads: int | None = None, device: str = "auto",
                  random_state: int | np.random.RandomState | None = None, verbose: int = 0,
                  warm_start: bool = False, optimizer: str = "adamw",
                  grid_update_epochs: list[int] | None = None,

@@ -47,6 +47,7 @@ def save_estimator(est: Any, path: str | Path) -> None:
         "target": est.target_.to_dict(), "columns": est._columns,
         "feature_names_in": [str(n) for n in names] if names is not None else None,
         "n_iter": est.n_iter_, "best_epoch": est.best_epoch_, "curves": est.curves_,
+        "precision": getattr(est, "precision_", None),
     }
     path.mkdir(parents=True, exist_ok=True)
     ckpt.write_tensors(path / WEIGHTS, est.model_.state_dict())

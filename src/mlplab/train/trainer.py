@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pydantic
 import torch
@@ -57,6 +57,7 @@ class TrainState:
     eval_seconds: float = 0.0
     samples_seen: int = 0
     curves: list[dict[str, Any]] = field(default_factory=list)
+    precision: Literal["fp32", "bf16"] | None = None  # train.precision resolved (None: older)
 
 
 STATE = pydantic.TypeAdapter(TrainState)
@@ -119,7 +120,7 @@ class Trainer:
         self.steps_per_epoch = len(batch_starts(n, self.batch_size))
         self.total_steps = spec.epochs * self.steps_per_epoch
         self.warmup_steps = round(spec.warmup_epochs * self.steps_per_epoch)
-        self.state = TrainState()
+        self.state = TrainState(precision=self.precision)
         self.best_weights = self._weights()
 
     # -- state --------------------------------------------------------------------------
@@ -196,6 +197,12 @@ class Trainer:
         return True
 
     def _load_checkpoint(self, where: Path) -> None:
+        with ckpt.reading(where / "state.json"):
+            state = STATE.validate_python(ckpt.read_json(where / "state.json"))
+        if state.precision is not None and state.precision != self.precision:
+            # "auto" resolved otherwise on this host: keep the precision the run started with
+            self.precision = state.precision
+            self.reset_optimizer()
         ckpt.load_weights(self.model, where / "model.safetensors")  # at that epoch's shapes
         if [id(p) for p in self.model.parameters() if p.requires_grad] != list(map(id, self.params)):
             self.reset_optimizer()
@@ -214,8 +221,8 @@ class Trainer:
             self.generator.set_state(rng["generator"])
             if "cuda" in rng and self.device.type == "cuda":
                 torch.cuda.set_rng_state(rng["cuda"], self.device)
-        with ckpt.reading(where / "state.json"):
-            self.state = STATE.validate_python(ckpt.read_json(where / "state.json"))
+        self.state = state
+        self.state.precision = self.precision
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -383,7 +390,8 @@ class Trainer:
         ckpt.load_state(self.model, self.best_weights)  # at the best epoch's grid size
         return self.state
 
-    def timings(self) -> dict[str, float]:
+    def timings(self) -> dict[str, Any]:
+        """Time and throughput of the training steps, and the precision they ran at."""
         s = self.state
         rate = s.samples_seen / s.train_seconds if s.train_seconds > 0 else 0.0
         return {
@@ -392,4 +400,5 @@ class Trainer:
             "samples_per_second": round(rate, 1),
             "gflops_per_second": round(3 * self.flops_per_sample * rate / 1e9, 3),
             "seconds_per_epoch": round(s.train_seconds / max(s.epoch, 1), 4),
+            "precision": self.precision,  # train.precision resolved ("auto" -> bf16 or fp32)
         }
