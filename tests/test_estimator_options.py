@@ -14,6 +14,8 @@ from sklearn.metrics import log_loss, roc_auc_score
 import mlplab
 
 FAST = dict(d_block=16, max_epochs=15, lr=1e-2, batch_size=32, random_state=0, threads=1)
+# curves vs predict: validation runs under bf16 autocast in a bf16 fit, predict in fp32
+FP32 = {**FAST, "precision": "fp32"}
 
 
 def imbalanced(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,21 +76,21 @@ def frames(seed: int = 0) -> tuple[pd.DataFrame, pd.Series, pd.DataFrame, pd.Ser
 
 def test_eval_set_is_the_validation_split_and_no_rows_are_held_out() -> None:
     X, y, X_val, y_val = frames()
-    clf = mlplab.MLPClassifier(**FAST).fit(X, y, eval_set=(X_val, y_val))
+    clf = mlplab.MLPClassifier(**FP32).fit(X, y, eval_set=(X_val, y_val))
     # preprocessing fitted on every training row, and on none of the validation rows
     np.testing.assert_allclose(clf.features_.means, X[["a", "b"]].mean(), rtol=1e-12)
-    held_out = mlplab.MLPClassifier(**FAST).fit(X, y)
+    held_out = mlplab.MLPClassifier(**FP32).fit(X, y)
     assert not np.allclose(held_out.features_.means, X[["a", "b"]].mean(), rtol=1e-6)
     # the curves' validation log-loss is the loss on X_val at that epoch
     best = clf.curves_[clf.best_epoch_ - 1]
     assert best["val_log_loss"] == pytest.approx(
         log_loss(y_val, clf.predict_proba(X_val), labels=clf.classes_), rel=1e-5)
     # a list holding one pair (XGBoost/LightGBM style), shuffled columns, sample weights
-    again = mlplab.MLPClassifier(**FAST).fit(X, y, eval_set=[(X_val[["city", "b", "a"]], y_val)],
+    again = mlplab.MLPClassifier(**FP32).fit(X, y, eval_set=[(X_val[["city", "b", "a"]], y_val)],
                                             sample_weight=np.ones(len(y)))
     np.testing.assert_array_equal(again.predict_proba(X_val), clf.predict_proba(X_val))
     shifted = X_val.assign(a=X_val["a"] + 100)  # validation rows never move the preprocessing
-    moved = mlplab.MLPClassifier(**FAST).fit(X, y, eval_set=(shifted, y_val))
+    moved = mlplab.MLPClassifier(**FP32).fit(X, y, eval_set=(shifted, y_val))
     np.testing.assert_array_equal(moved.features_.means, clf.features_.means)
 
 
@@ -96,7 +98,7 @@ def test_eval_set_for_regression_with_arrays() -> None:
     rng = np.random.default_rng(3)
     X = rng.normal(size=(200, 3))
     y = 5 * X[:, 0] + 100
-    reg = mlplab.MLPRegressor(**FAST).fit(X[:150], y[:150], eval_set=(X[150:], y[150:]))
+    reg = mlplab.MLPRegressor(**FP32).fit(X[:150], y[:150], eval_set=(X[150:], y[150:]))
     best = reg.curves_[reg.best_epoch_ - 1]
     rmse = float(np.sqrt(np.mean((reg.predict(X[150:]) - y[150:]) ** 2)))
     assert best["val_rmse"] == pytest.approx(rmse, rel=1e-4)
