@@ -88,7 +88,7 @@ def test_spec_and_forecaster_build_and_train_the_same_model(series_csv):
     from mlplab.forecast.models import TSMixer, build_forecast_model
     from mlplab.spec import parse_spec
 
-    settings = spec(series_csv, threads=1, weight_decay=0.0)
+    settings = spec(series_csv, threads=1, weight_decay=0.0, precision="fp32")  # as MLPForecaster
     settings["model"]["norm"] = "batchnorm"
     run = parse_spec(settings)
     data = build_data(run)
