@@ -63,9 +63,7 @@ def frozen_run(tmp_path_factory: pytest.TempPathFactory) -> mlplab.RunResult:
     spec = merge(TINY_SPEC, {
         "data": {"source": "sklearn:wine"},
         "model": {"block": "hourglass", "width": 32, "lift": "frozen", "norm": "batchnorm"},
-        # fp32: its tests recompute the run's metrics with a plain fp32 forward, which matches a
-        # bf16 run's (evaluated under bf16 autocast) only to bf16 rounding
-        "train": {"epochs": 3, "precision": "fp32"},
+        "train": {"epochs": 3},
     })
     return mlplab.train(spec, out=out)
 

@@ -168,7 +168,8 @@ def train(spec: RunSpec | dict[str, Any], *, out: str | Path | None = None,
                 (run_dir / ckpt.FAILED_FILE).unlink(missing_ok=True)
                 trainer.resume()
         state = trainer.fit()
-        metrics = {name: trainer.evaluate(getattr(data, name)) for name in ("train", "val", "test")}
+        metrics = {name: trainer.evaluate(getattr(data, name), fp32=True)
+                   for name in ("train", "val", "test")}
         model.cpu()  # the result's model predicts on the CPU wherever it trained
         if sum(p.numel() for p in model.parameters() if p.requires_grad) != counts[
                 "trainable_params"]:

@@ -334,13 +334,16 @@ class Trainer:
     def autocast(self) -> contextlib.AbstractContextManager:
         return speed.autocast(self.precision, self.device.type)
 
-    def evaluate(self, split: Split) -> dict[str, float]:
-        """Metrics of `split` (computed on the CPU, wherever the model runs)."""
+    def evaluate(self, split: Split, *, fp32: bool = False) -> dict[str, float]:
+        """Metrics of `split` (computed on the CPU, wherever the model runs). Validation during
+        training runs at the training precision; `fp32=True` (a run's final metrics) evaluates
+        the fp32 model as `predict` and exports run it."""
         def inputs(rows: slice) -> tuple[Tensor, Tensor | None]:
             x, x_cat = split.inputs(rows)
             return to_device(x, self.device), to_device(x_cat, self.device)
 
-        with speed.fp32_matmul(self.spec.fp32_matmul), self.autocast():
+        precision = contextlib.nullcontext() if fp32 else self.autocast()
+        with speed.fp32_matmul(self.spec.fp32_matmul), precision:
             out = predict_batches(self.model, inputs, len(split), self.spec.eval_batch_size)
         return self.task.metrics(out.cpu(), split.y.cpu())
 
