@@ -32,19 +32,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from mlplab.bench.ceiling import cpu_seconds
 from mlplab.bench.training import residual_mlp
 
 BF = torch.bfloat16
-
-
-def cpu_seconds(f: Callable[[], object], n: int = 5) -> float:
-    f()
-    best = float("inf")
-    for _ in range(n):
-        start = time.process_time()
-        f()
-        best = min(best, time.process_time() - start)
-    return best
 
 
 def layer_rates(batch: int, d_in: int, d_out: int) -> dict[str, float]:
