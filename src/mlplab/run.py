@@ -48,7 +48,7 @@ class RunResult:
     spec: RunSpec
     metrics: dict[str, dict[str, float]]
     counts: dict[str, int]
-    timings: dict[str, float]
+    timings: dict[str, Any]  # seconds, samples/s, and the precision the steps ran at
     curves: list[dict[str, Any]]
     best_epoch: int
     epochs: int

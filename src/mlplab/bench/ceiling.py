@@ -3,7 +3,7 @@ memory traffic of the passes that are not matmuls.
 
 - `gemm_shapes`: the `(rows, d_in, d_out)` of every linear map one forward pass of a model
   runs (read off with forward hooks on one batch, so it is this exact model's shapes).
-- `matmul_only_seconds`: the forward, input-gradient and weight-gradient matmuls of those
+- `matmul_only_step`: the forward, input-gradient and weight-gradient matmuls of those
   shapes, on preallocated tensors, with nothing else: the step time of a trainer whose
   non-matmul code took no time at all.
 - `bandwidth_gbs`: GB/s of a large elementwise add (two reads, one write) and of a copy —
