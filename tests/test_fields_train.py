@@ -133,6 +133,8 @@ def test_fresh_runs_once_and_a_resume_reuses_it(tmp_path: Path, monkeypatch) -> 
     assert resumed.model.adapter.sigma == record["chosen"]
     with pytest.raises(AssertionError, match="FreSh ran again"):  # other inputs: FreSh again
         mlplab.train({**spec, "seed": 1, "task": {**spec["task"], "options": saved}})
+    with pytest.raises(AssertionError, match="FreSh ran again"):  # another background
+        mlplab.train({**spec, "task": {**spec["task"], "options": {**saved, "alpha": "black"}}})
 
 
 def test_run_directory_pictures(tmp_path: Path) -> None:

@@ -259,6 +259,17 @@ def test_fused_tabm_runs_no_module_forward(monkeypatch) -> None:
         _run(model, module_path=True)
 
 
+def test_a_backward_hook_on_a_block_fires(monkeypatch) -> None:
+    """The fused path has no module backward: a backward hook turns it off, so it fires."""
+    model = _fused_model(2)
+    seen = []
+    block = next(m for m in model.backbone.modules() if isinstance(m, BatchEnsembleLinear))
+    block.register_full_backward_hook(lambda *a: seen.append(1))
+    out = model(torch.randn(3, 3), torch.zeros(3, 1, dtype=torch.long))
+    out.sum().backward()
+    assert seen
+
+
 def test_fused_tabm_only_for_the_plain_batchensemble_mlp() -> None:
     residual = build_model(tabm_spec(block="standard", norm="layernorm", k=3), SCHEMA, 2)
     assert residual.backbone.fused_blocks() is None

@@ -162,7 +162,7 @@ def fresh_inputs(spec: Any, options: FieldOptions, key: str) -> dict[str, Any]:
     model = {k: v for k, v in spec.model.model_dump(mode="json").items()
              if k != "adapter_options"}
     return {"source": spec.data.source, "size": options.size, "split": options.split,
-            "channels": options.channels, "seed": spec.seed, "option": key,
+            "channels": options.channels, "alpha": options.alpha, "seed": spec.seed, "option": key,
             "candidates": options.fresh_candidates, "inits": options.fresh_inits,
             "model": model, "adapter_options": {k: v for k, v in
                                                 spec.model.adapter_options.items() if k != key}}

@@ -155,7 +155,7 @@ def solve_spec(meter: ModelMeter, spec: RunSpec, budget: float, *, kind: str,
             update={"width": width})}))
 
     key = "params" if kind == "params" else "flops_per_sample"
-    if measure(1) == measure(min(64, max_width)):
+    if max_width > 1 and measure(1) == measure(min(64, max_width)):
         counts = measure(spec.model.width)
         return spec, Solved(spec.model.width, counts["params"], counts["flops_per_sample"],
                             (counts[key] - budget) / budget, fixed=True)

@@ -199,9 +199,11 @@ class EnsembleBackbone(nn.Module):
     def _hooked(self) -> bool:
         from torch.nn.modules import module as m
 
-        if m._global_forward_hooks or m._global_forward_pre_hooks:
+        if (m._global_forward_hooks or m._global_forward_pre_hooks
+                or m._global_backward_hooks or m._global_backward_pre_hooks):
             return True
-        return any(x._forward_hooks or x._forward_pre_hooks for x in self.modules())
+        return any(x._forward_hooks or x._forward_pre_hooks or x._backward_hooks
+                   or x._backward_pre_hooks for x in self.modules())
 
     def forward(self, x: Tensor) -> Tensor:
         if (
