@@ -4,13 +4,12 @@ every row width (word views and the per-feature fallback), fp32 and fp64, both k
 
 from __future__ import annotations
 
-import itertools
-
 import pytest
 import torch
+from hashgrid_reference import reference_encoding
 
 from mlplab.nn.grid_lookup import COPY_WORDS, GridLookup
-from mlplab.nn.hashgrid import PRIMES, GridEncoding
+from mlplab.nn.hashgrid import GridEncoding
 
 
 def plain_lookup(table: torch.Tensor, idx: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
@@ -46,32 +45,6 @@ def test_word_paths_are_bitwise_copies() -> None:
     one_hot = torch.tensor([[0, 1, 2]], dtype=torch.int32)
     out = GridLookup.apply(values, one_hot, torch.ones(1, 3))
     assert torch.equal(out.view(torch.int32), values.view(torch.int32))
-
-
-def reference_encoding(enc: GridEncoding, x: torch.Tensor) -> torch.Tensor:
-    """instant-NGP per level and per corner, plain autograd through the table and `x`."""
-    u = (x.clamp(-1, 1) + 1) / 2
-    outs = []
-    for level, res in enumerate(enc.resolutions):
-        pos = u * res
-        cell = torch.minimum(pos.detach().floor(), torch.tensor(res - 1.0))
-        frac = pos - cell
-        acc = 0
-        for corner in itertools.product([0, 1], repeat=enc.d_in):
-            c = cell.long() + torch.tensor(corner)
-            w = 1
-            for k, bit in enumerate(corner):
-                w = w * (frac[:, k] if bit else 1 - frac[:, k])
-            if enc.dense_levels[level]:
-                i = sum(c[:, k] * (res + 1) ** k for k in range(enc.d_in))
-            else:
-                h = torch.zeros_like(c[:, 0])
-                for k in range(enc.d_in):
-                    h = h ^ (c[:, k] * PRIMES[k])
-                i = h % enc.table_size
-            acc = acc + w[:, None] * enc.table[int(enc.offsets[level]) + i]
-        outs.append(acc)
-    return torch.cat(outs, dim=1)
 
 
 @pytest.mark.parametrize(("d", "features"), [(1, 2), (2, 2), (2, 1), (2, 4), (3, 3)])

@@ -53,6 +53,16 @@ def test_an_explicit_precision_is_recorded_as_given(monkeypatch, tiny_spec) -> N
     assert result.timings["precision"] == "fp32"
 
 
+def killed_after(epoch: int, spec: dict, out: Path) -> None:
+    """Train `spec` into `out` as a run killed right after `epoch`'s checkpoint leaves it."""
+
+    class Crash(Exception):
+        pass
+
+    with crash_after_checkpoint(epoch, Crash), pytest.raises(Crash):
+        mlplab.train(spec, out=out)
+
+
 @pytest.mark.parametrize(("started", "resumed"), [(True, False), (False, True)])
 def test_resume_on_another_host_keeps_the_precision_the_run_started_with(
     monkeypatch, tiny_spec, tmp_path: Path, started: bool, resumed: bool
@@ -61,11 +71,7 @@ def test_resume_on_another_host_keeps_the_precision_the_run_started_with(
     host(monkeypatch, started)
     reference = mlplab.train(spec, out=tmp_path / "ref")
 
-    class Crash(Exception):
-        pass
-
-    with crash_after_checkpoint(2, Crash), pytest.raises(Crash):
-        mlplab.train(spec, out=tmp_path / "run")
+    killed_after(2, spec, tmp_path / "run")
     assert checkpointed_epochs(tmp_path / "run") == 2
     host(monkeypatch, resumed)  # "auto" now resolves to the other precision
     again = mlplab.resume(tmp_path / "run")
@@ -81,11 +87,7 @@ def test_a_checkpoint_without_a_recorded_precision_resumes_at_this_hosts(
     host(monkeypatch, False)
     out = tmp_path / "run"
 
-    class Crash(Exception):
-        pass
-
-    with crash_after_checkpoint(1, Crash), pytest.raises(Crash):
-        mlplab.train(tiny_spec(train={"epochs": 2}), out=out)
+    killed_after(1, tiny_spec(train={"epochs": 2}), out)
     state = ckpt.latest_checkpoint(out) / "state.json"
     record = json.loads(state.read_text())
     assert record.pop("precision") == "fp32"
@@ -96,11 +98,7 @@ def test_a_checkpoint_without_a_recorded_precision_resumes_at_this_hosts(
 def test_a_corrupt_recorded_precision_is_a_run_file_error(tiny_spec, tmp_path: Path) -> None:
     out = tmp_path / "run"
 
-    class Crash(Exception):
-        pass
-
-    with crash_after_checkpoint(1, Crash), pytest.raises(Crash):
-        mlplab.train(tiny_spec(train={"epochs": 2}), out=out)
+    killed_after(1, tiny_spec(train={"epochs": 2}), out)
     state = ckpt.latest_checkpoint(out) / "state.json"
     state.write_text(json.dumps({**json.loads(state.read_text()), "precision": "fp64"}))
     with pytest.raises(RunFileError, match="state.json"):
