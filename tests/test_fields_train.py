@@ -237,3 +237,65 @@ def test_grid_smoothness_is_a_total_variation_loss() -> None:
         parse_spec(field_spec("fourier", options={"smoothness": 1.0}))
     with pytest.raises(SpecError, match=r"smoothness: expected a number >= 0"):
         parse_spec(field_spec("rbfgrid", options={"smoothness": -1}))
+
+
+def test_output_total_variation_penalty() -> None:
+    from mlplab.fields.output_tv import EPS, OutputTotalVariation
+
+    tv = OutputTotalVariation(0.5, points=64, shape=(5, 9), seed=3)  # 9 wide (x), 5 high (y)
+    x = tv.inputs(step=7)
+    assert x.shape == (3 * 64, 2)
+    base, right, down = x.split(64)
+    torch.testing.assert_close(right - base, torch.tensor([[0.25, 0.0]]).expand(64, 2))
+    torch.testing.assert_close(down - base, torch.tensor([[0.0, 0.5]]).expand(64, 2))
+    assert float(x.min()) >= -1.0 and float(x.max()) <= 1.0
+    assert torch.equal(tv.inputs(7), x) and not torch.equal(tv.inputs(8), x)  # seeded by step
+    assert not torch.equal(OutputTotalVariation(0.5, 64, (5, 9), seed=4).inputs(7), x)
+    # a linear field f = 2u + v: the differences are 2 * 0.25 along x and 0.5 along y
+    out = (2 * x[:, :1] + x[:, 1:]).expand(-1, 3)  # three channels alike
+    want = 0.5 * 0.5 * (2 * (0.5 ** 2 + EPS ** 2) ** 0.5)
+    assert float(tv.penalty(out)) == pytest.approx(want)
+    assert float(tv.penalty(torch.zeros(3 * 64, 1))) == pytest.approx(0.5 * EPS)
+
+
+def test_output_tv_smooths_an_every_second_fit_and_val_fraction_zero() -> None:
+    from mlplab.fields.output_tv import OutputTotalVariation
+
+    base = field_spec("densegrid", size=24, epochs=20,
+                      options={"base_resolution": 23, "finest_resolution": 23},
+                      task={"split": "every-second", "val_fraction": 0})
+    data = build_data(parse_spec(base))
+    # nothing held back: train and val are the whole 12 x 12 lattice
+    assert len(data.train) == len(data.val) == 144 and torch.equal(data.train.x, data.val.x)
+    task = mlplab.domains.run_task(parse_spec(base), data)
+    assert task.training_penalty(data, 0) is None
+    smooth_spec = {**base, "task": {**base["task"], "options": {
+        **base["task"]["options"], "output_tv": 0.05, "output_tv_points": 256}}}
+    rough, smooth = mlplab.train(base), mlplab.train(smooth_spec)
+    # the penalty reaches the grid vertices between the training pixels: their output varies
+    # less from pixel to pixel
+    tv = OutputTotalVariation(1.0, 2048, (24, 24), seed=9)
+    with torch.no_grad():
+        x = tv.inputs(0)
+        variation = [float(tv.penalty(r.model.eval()(x))) for r in (rough, smooth)]
+    assert variation[1] < 0.8 * variation[0]
+    assert rough.metrics["test"]["psnr"] != smooth.metrics["test"]["psnr"]
+    with pytest.raises(SpecError, match=r"task\.options\.output_tv"):
+        parse_spec({**base, "task": {**base["task"], "options": {"output_tv": -1}}})
+
+
+def test_field_run_with_output_tv_resumes_after_sigkill(tmp_path: Path) -> None:
+    spec = field_spec("densegrid", size=32, epochs=8,
+                      options={"base_resolution": 15, "finest_resolution": 15},
+                      task={"split": "every-second", "output_tv": 0.02, "output_tv_points": 512})
+    spec_path = tmp_path / "field.json"
+    spec_path.write_text(json.dumps(spec))
+    reference = tmp_path / "ref"
+    mlplab.train(load_spec(spec_path), out=reference)
+    run = tmp_path / "run"
+    start_and_kill(spec_path, run, lambda d: checkpointed_epochs(d) >= 2, timeout=120)
+    done = subprocess.run([mlplab_executable(), "train", "--resume", str(run), "--quiet"],
+                          env=env(), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert torch.equal(mlplab.load_run(run).model.adapter.table,
+                       mlplab.load_run(reference).model.adapter.table)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -28,6 +28,16 @@ def _members(out: Tensor, y: Tensor, w: Tensor | None) -> tuple[Tensor, Tensor, 
 
 def _weighted_mean(losses: Tensor, w: Tensor | None) -> Tensor:
     return losses.mean() if w is None else (losses * w).sum() / w.sum().clamp_min(1e-12)
+
+
+class TrainingPenalty(Protocol):
+    """`inputs(step) -> (m, d_in)`: extra model inputs of training step `step` (the same
+    for the same step: resumes are exact); `penalty(out) -> scalar`: the weighted term from
+    the model's outputs at them, `(m, d_out)` or ensemble `(m, k, d_out)`."""
+
+    def inputs(self, step: int) -> Tensor: ...
+
+    def penalty(self, out: Tensor) -> Tensor: ...
 
 
 class Task:
@@ -60,6 +70,12 @@ class Task:
     def output_columns(self) -> list[str]:
         """Column names of `mlplab predict`'s table for `decode`'s values."""
         return ["prediction"]
+
+    def training_penalty(self, data: Any, seed: int) -> TrainingPenalty | None:
+        """A term of the training loss read off the model's outputs at extra inputs the
+        trainer appends to every step's batch (a field's output total variation,
+        `mlplab.fields.output_tv`); None (the default) for no such term."""
+        return None
 
     def write_artifacts(self, run_dir: Any, model: torch.nn.Module, data: Any,
                         curves: list[dict[str, Any]]) -> Any:

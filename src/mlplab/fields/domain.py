@@ -10,7 +10,9 @@ axis offset by one (a quarter of the grid, also trained on: a fit needs no held-
 test the whole grid. With "every-second" the held-out samples are test pixels only: val is a
 seeded random `val_fraction` of the *training* lattice (1/16 by default), held back from
 training, so early stopping and the best-epoch weights never look at a held-out sample; the
-model trains on the rest of the lattice; test is the whole grid.
+model trains on the rest of the lattice (`val_fraction = 0`: on all of it, validated on it);
+test is the whole grid. `output_tv` adds the output's total variation at random coordinates
+to the training loss (`mlplab.fields.output_tv`).
 The metric is PSNR (clipped predictions, range 1: on a [-1, 1] signal that is PSNR with
 range 2); the default monitor is validation PSNR. A `"fresh"` scale in
 `model.adapter_options` is chosen here, on the training samples, and recorded in
@@ -35,6 +37,7 @@ from mlplab.data.dataset import Dataset, FeatureSchema, Split
 from mlplab.data.preprocess import FeaturePreprocessor, TargetCoder
 from mlplab.domains import TaskKind, parse_options, register_task
 from mlplab.fields.metrics import mse_to_psnr
+from mlplab.fields.output_tv import OutputTotalVariation
 from mlplab.fields.signals import Signal, load_signal
 from mlplab.tasks import Task, refuse_label_smoothing
 
@@ -60,8 +63,16 @@ class FieldOptions(BaseModel):
         None, description="FreSh's choice as a run records it (written into the run's spec "
         "the first time; reused on resume and by every data-parallel rank)")
     val_fraction: float = Field(
-        1 / 16, gt=0.0, lt=0.5, description="every-second: the share of the training lattice "
-        "held back (seeded) for validation, so model selection never sees a held-out sample")
+        1 / 16, ge=0.0, lt=0.5, description="every-second: the share of the training lattice "
+        "held back (seeded) for validation, so model selection never sees a held-out sample; "
+        "0: none held back, validation is the training lattice itself (a final fit on every "
+        "training sample, once the settings were chosen with a share held back)")
+    output_tv: float = Field(
+        0.0, ge=0.0, description="weight of the total variation of the model's output over "
+        "one sample spacing at random coordinates, added to the training loss "
+        "(mlplab.fields.output_tv): the prior that lets every-second fits interpolate")
+    output_tv_points: int = Field(
+        4096, ge=1, le=1_000_000, description="random coordinates per step for output_tv")
     artifacts: bool = Field(True, description="write reconstruction/error map/curve PNGs")
 
 
@@ -74,9 +85,11 @@ class FieldTask(Task):
 
     monitor = "psnr"
 
-    def __init__(self, coder: TargetCoder, *, artifacts: bool = True) -> None:
+    def __init__(self, coder: TargetCoder, *, artifacts: bool = True, output_tv: float = 0.0,
+                 output_tv_points: int = 4096) -> None:
         self.coder = coder
         self.artifacts = artifacts
+        self.output_tv, self.output_tv_points = float(output_tv), int(output_tv_points)
         self.d_out = max(1, len(coder.columns))
         self.higher_is_better = {"psnr": True, "mse": False, "loss": False}
 
@@ -107,6 +120,13 @@ class FieldTask(Task):
         names = self.coder.columns
         return ["prediction"] if len(names) <= 1 else [f"prediction_{c}" for c in names]
 
+    def training_penalty(self, data: Dataset, seed: int) -> OutputTotalVariation | None:
+        """`output_tv > 0`: the output's total variation over the signal's sample spacing."""
+        if not self.output_tv:
+            return None
+        return OutputTotalVariation(self.output_tv, self.output_tv_points,
+                                    tuple(data.schema.info["shape"]), seed)
+
     def write_artifacts(self, run_dir: Path, model: torch.nn.Module, data: Dataset,
                         curves: list[dict[str, Any]]) -> dict[str, Any] | None:
         """Called by `mlplab.train` at the end of a run with a directory."""
@@ -129,10 +149,13 @@ def train_val_masks(shape: tuple[int, ...], split: str, *, val_fraction: float =
                     seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Boolean `(n,)` masks of the train and val rows. "all": `grid_masks`; "every-second":
     val a seeded random `val_fraction` of the even-even lattice (at least one row), train the
-    rest of it; no held-out row is in either."""
+    rest of it (`val_fraction` 0: train and val are the whole lattice); no held-out row is in
+    either."""
     lattice, scored = grid_masks(shape, split)
     if split == "all":
         return lattice, scored
+    if val_fraction == 0:  # nothing held back: validate on the training lattice
+        return lattice, lattice
     rows = np.flatnonzero(lattice)
     n_val = min(len(rows) - 1, max(1, round(val_fraction * len(rows))))
     val = np.zeros_like(lattice)
@@ -272,7 +295,10 @@ class FieldKind(TaskKind):
     def make_task(cls, target: TargetCoder, *, options: Any = None,
                   label_smoothing: float = 0.0) -> Task:
         refuse_label_smoothing(label_smoothing)
-        return FieldTask(target, artifacts=getattr(options, "artifacts", True))
+        if options is None:
+            return FieldTask(target)
+        return FieldTask(target, artifacts=options.artifacts, output_tv=options.output_tv,
+                         output_tv_points=options.output_tv_points)
 
     @classmethod
     def example_task(cls, spec: Any, *, n_classes: int = 2) -> Task:

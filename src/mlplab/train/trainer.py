@@ -115,6 +115,7 @@ class Trainer:
         self.higher = task.higher_is_better[self.monitor]
         self.reset_optimizer()
         self.generator = torch.Generator().manual_seed(seed)
+        self.penalty = task.training_penalty(data, seed)  # e.g. a field's output TV
         n = len(data.train)
         self.batch_size = batch_rows(spec, n)
         self.steps_per_epoch = len(batch_starts(n, self.batch_size))
@@ -283,13 +284,26 @@ class Trainer:
 
     def _evaluate_loss(self, x: Tensor, x_cat: Tensor | None, y: Tensor, w: Tensor | None,
                        values: list[float], scale: float = 1.0) -> Tensor:
-        """The step's closure: forward, task loss plus auxiliary losses, backward (gradients
+        """The step's closure: forward (over the batch and, with a task's training penalty,
+        its inputs), task loss plus auxiliary losses and the penalty, backward (gradients
         zeroed first); appends the task loss to `values` and returns the total. `scale`
         weights this rank's part of a data-parallel batch (`distributed.loss_scale`)."""
+        extra = None if self.penalty is None else self.penalty.inputs(self.state.step)
+        if extra is not None:  # one forward over the batch and the penalty's inputs
+            if x_cat is not None:
+                raise ValueError("a training penalty's inputs extend numeric batches only")
+            n = x.shape[0]
+            x = torch.cat([x, extra.to(x.device, x.dtype)])
         with self.autocast() if self.masters is None else contextlib.nullcontext():
             out = self._forward(x, x_cat)
+        penalty = None
+        if extra is not None:
+            out, at_extra = out[:n], out[n:]
+            penalty = self.penalty.penalty(at_extra)
         loss = self.task.loss(out.float(), y, w)
         aux = total_aux_loss(self.model)  # MoE balance, KAN regularisation, ...
+        if penalty is not None:
+            aux = penalty if aux is None else aux + penalty
         values.append(loss.item())
         if not math.isfinite(values[0]):
             raise self._diverged(
