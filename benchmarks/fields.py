@@ -41,7 +41,9 @@ THRESHOLDS = (30.0, 35.0, 40.0)
 # steps of 8,192), cosine decay of the preset's rate, best validation epoch restored
 GENERAL_TRAIN = {"schedule": "cosine", "warmup_epochs": 0.0}
 RBF3 = {"levels": 3, "base_resolution": 32, "finest_resolution": 127, "features": 6}
-TUNED = {  # label: (encoding, adapter options, members)
+RBF_TV = {**RBF3, "features": 8, "smoothness": 0.01}
+TV_RUN = {"task": {"output_tv": 0.03}, "train": {"lr": 5e-3}}
+TUNED = {  # label: (encoding, adapter options, members[, {"task", "train", "seed"}])
     "rbfgrid, 3 levels 32..127": ("rbfgrid", RBF3, 1),
     "rbfgrid, 3 levels 32..127, smoothness 0.01": ("rbfgrid", {**RBF3, "smoothness": 0.01}, 1),
     "hashgrid, finest 128": ("hashgrid", {"finest_resolution": 128}, 1),
@@ -52,6 +54,16 @@ TUNED = {  # label: (encoding, adapter options, members)
     # rbf_width 1.5 chosen on astronaut's validation pixels (26.0 vs 25.7 dB at width 1)
     "rbfgrid, 3 levels, rbf_width 1.5, smoothness 0.01, 8 seeds averaged": (
         "rbfgrid", {**RBF3, "rbf_width": 1.5, "smoothness": 0.01}, 8),
+    # output total variation (task.options.output_tv): weight, features and rate chosen by the
+    # validation PSNR of the 1/16 held back (scratch scans, camera's val pixels only) ...
+    "rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3 (val 1/16)": (
+        "rbfgrid", RBF_TV, 1, TV_RUN),
+    # ... then the final fit on the whole training lattice with those settings
+    **{f"rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3, val_fraction 0, seed {seed}": (
+        "rbfgrid", RBF_TV, 1, {**TV_RUN, "task": {**TV_RUN["task"], "val_fraction": 0},
+                               "seed": seed}) for seed in range(3)},
+    "rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3, val_fraction 0, 8 seeds averaged": (
+        "rbfgrid", RBF_TV, 8, {**TV_RUN, "task": {**TV_RUN["task"], "val_fraction": 0}}),
 }
 FRESH_GRID = {  # label: (encoding, compact, the `mlplab repro fresh` candidates in run order)
     "fourier (compact)": ("fourier", True, (1.0, 2.0, 4.0, 8.0, 16.0)),
@@ -347,11 +359,14 @@ def main() -> None:
         results["interpolation"] = interpolation_rows()
         save()
     if "tuned" in parts:  # smooth multi-level grids, finest resolution at the lattice's 128
-        for label, (enc, options, members) in TUNED.items():
+        for label, (enc, options, members, *more) in TUNED.items():
             if args.encodings and label not in args.encodings:
                 continue
+            extra = more[0] if more else {}
+            run = {**general, "train": {**GENERAL_TRAIN, **extra.get("train", {})}}
             record("general", one_run(enc, options=options, label=label, members=members,
-                                      **general))
+                                      task=extra.get("task"), seed=extra.get("seed", 0),
+                                      **run))
     if "fresh" in parts:  # FreSh's scale and the grid over the same candidates
         for name, (enc, compact, values) in FRESH_GRID.items():
             if args.encodings and name not in args.encodings:
