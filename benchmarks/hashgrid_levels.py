@@ -9,7 +9,8 @@ fixed, still asking for their gradient): `1 - mlp_step / step` is the encoding's
 difference, its cost inside the step (the tables' AdamW update included). Every configuration
 is timed in every round, interleaved, and the median round is kept, so a change of load hits
 all rows alike. `--baseline COMMIT` also times the hash grid of
-that commit (its `src/mlplab/nn/hashgrid.py`, read with `git show`) in the same rounds.
+that commit (its `src/mlplab/nn/hashgrid.py` and `grid_lookup.py`, read with `git show`) in
+the same rounds.
 The step time's straight-line fit against the levels is printed with its largest residual.
 
     python benchmarks/hashgrid_levels.py [--threads 1] [--rounds 25] [--steps 4] [--baseline 24da910]
@@ -33,19 +34,27 @@ LEVELS = (4, 8, 16, 32)
 OPTIONS = {"finest_resolution": 2048}  # and the defaults: 2 features, 2^12 entries
 
 
-def baseline_grid(commit: str) -> type:
-    """The `GridEncoding` class of `commit`, loaded beside the current one (not registered)."""
-    source = subprocess.run(
-        ["git", "show", f"{commit}:src/mlplab/nn/hashgrid.py"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+def commit_module(commit: str, path: str, name: str) -> types.ModuleType | None:
+    """`path` as it was at `commit`, loaded as a fresh module (None where it did not exist);
+    `@register_adapter` lines are dropped so nothing is registered twice."""
+    shown = subprocess.run(["git", "show", f"{commit}:{path}"], capture_output=True, text=True)
+    if shown.returncode != 0:
+        return None
     source = "\n".join(
-        line for line in source.splitlines() if not line.startswith("@register_adapter")
+        line for line in shown.stdout.splitlines() if not line.startswith("@register_adapter")
     )
-    module = types.ModuleType(f"hashgrid_{commit}")
+    module = types.ModuleType(name)
     exec(compile(source, module.__name__, "exec"), module.__dict__)  # noqa: S102
+    return module
+
+
+def baseline_grid(commit: str) -> type:
+    """The `GridEncoding` class of `commit` with that commit's lookup (`grid_lookup.py`, where
+    it had one), loaded beside the current ones (not registered)."""
+    module = commit_module(commit, "src/mlplab/nn/hashgrid.py", f"hashgrid_{commit}")
+    lookup = commit_module(commit, "src/mlplab/nn/grid_lookup.py", f"grid_lookup_{commit}")
+    if lookup is not None and "GridLookup" in module.__dict__:
+        module.GridLookup = lookup.GridLookup  # what the encoding's forward calls
     return module.GridEncoding
 
 
