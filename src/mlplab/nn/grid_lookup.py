@@ -1,4 +1,4 @@
-"""The grid encodings' lookup: a weighted sum of table rows; its backward, `index_add_`.
+"""The grid encodings' lookup: a weighted sum of table rows; its backward, `scatter_add_`.
 
 `GridLookup.apply(table (rows, F), idx (C, n), w (C, n)) -> (n, F)`,
 `out[i] = sum_c w[c, i] * table[idx[c, i]]`, one corner at a time. A row is moved as one

@@ -11,7 +11,7 @@ hashed with instant-NGP's spatial hash `xor_k(c_k * pi_k) mod 2^log2_table`,
 `pi = (1, 2654435761, 805459861)`. Every level lives in one flat `(rows, features)` table:
 the index math is done for all levels at once in int32 (tensors `(…, batch, levels)`), and the
 lookup (`mlplab.nn.grid_lookup`) is one `index_select` of whole rows plus a weighted sum over
-the corners, its backward one `index_add_` into the table; its output is already the
+the corners, its backward one `scatter_add_` per corner into the table; its output is already the
 `(batch, levels * features)` layout.
 """
 
