@@ -198,6 +198,14 @@ def test_fit_image_command(tmp_path: Path, capsys) -> None:
     assert "FreSh chose sigma =" in printed and "PSNR" in printed and "dB" in printed
     assert (run / "reconstruction.png").is_file() and (run / "psnr_curve.png").is_file()
     assert cli.run(["info", str(run)]) == 0
+    smooth = tmp_path / "smooth"
+    assert cli.run(["fit-image", "skimage:camera", "--encoding", "rbf", "--split", "every-second",
+                    "--output-tv", "0.03", "--size", "24", "--epochs", "2", "--threads", "1",
+                    "--out", str(smooth), "--quiet"]) == 0
+    assert mlplab.load_run(smooth).spec.task.options["output_tv"] == 0.03
+    assert cli.run(["fit-image", "skimage:camera", "--output-tv", "-1", "--size", "24",
+                    "--out", str(tmp_path / "bad")]) == 2
+    assert "output_tv" in capsys.readouterr().err and not (tmp_path / "bad").exists()
     assert cli.run(["fit-image", "skimage:camera", "--encoding", "none", "--scale", "3",
                     "--out", str(tmp_path / "x")]) == 2
     assert "has no scale option" in capsys.readouterr().err

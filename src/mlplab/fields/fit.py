@@ -17,8 +17,10 @@ ALIASES = {"dense": "densegrid", "rbf": "rbfgrid"}
 def fit_image(source: str, *, encoding: str = "hashgrid", scale: str | float | None = None,
               size: int | None = 256, split: str = "all", epochs: int | None = None,
               seed: int = 0, out: str | None = None, quiet: bool = True,
-              threads: int | None = None, precision: str = "fp32") -> tuple[Any, dict]:
-    """Train `encoding`'s preset on `source`; returns `(RunResult, fields.json summary)`."""
+              threads: int | None = None, precision: str = "fp32",
+              output_tv: float = 0.0) -> tuple[Any, dict]:
+    """Train `encoding`'s preset on `source` (`output_tv`: `task.options.output_tv`, the
+    output's total variation as a penalty); returns `(RunResult, fields.json summary)`."""
     import json
     from pathlib import Path
 
@@ -27,9 +29,11 @@ def fit_image(source: str, *, encoding: str = "hashgrid", scale: str | float | N
     from mlplab.spec import parse_spec
 
     encoding = ALIASES.get(encoding, encoding)
-    spec = parse_spec(field_run_spec(source, encoding, size=size, split=split, scale=scale,
-                                     epochs=epochs, seed=seed, threads=threads,
-                                     precision=precision))
+    raw = field_run_spec(source, encoding, size=size, split=split, scale=scale, epochs=epochs,
+                         seed=seed, threads=threads, precision=precision)
+    if output_tv:
+        raw["task"]["options"]["output_tv"] = output_tv
+    spec = parse_spec(raw)
     run_dir = Path(out) if out else default_run_dir(spec)
     result = train(spec, out=run_dir, quiet=quiet)
     return result, json.loads((run_dir / "fields.json").read_text())
@@ -53,7 +57,8 @@ def cmd_fit_image(args: argparse.Namespace) -> None:
     result, summary = fit_image(args.source, encoding=args.encoding, scale=_scale(args.scale),
                                 size=args.size or None, split=args.split, epochs=args.epochs,
                                 seed=args.seed, out=args.out, quiet=args.quiet,
-                                threads=args.threads, precision=args.precision)
+                                threads=args.threads, precision=args.precision,
+                                output_tv=args.output_tv)
     fresh = summary.get("fresh")
     if fresh:
         out.print(FreshResult.from_record(fresh).summary(), markup=False)
@@ -82,6 +87,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--split", default="all", choices=("all", "every-second"),
                    help="train on all pixels, or on every second pixel per axis (tested on all)")
     p.add_argument("--epochs", type=int, help="passes over the pixels (default 40)")
+    p.add_argument("--output-tv", type=float, default=0.0, metavar="WEIGHT",
+                   help="penalise the output's total variation between samples (helps "
+                   "--split every-second interpolate; 0.03 for a 256 px image)")
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     p.add_argument("--threads", type=int, help="torch threads (default: the free cores)")
     p.add_argument("--seed", type=int, default=0)
