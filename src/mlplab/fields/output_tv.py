@@ -41,8 +41,7 @@ class OutputTotalVariation:
         """The step's coordinates: `points` draws `x`, then `x + h_k e_k` for each axis."""
         u = torch.rand(self.points, self.d, generator=self.generator(step))
         x = u * (2.0 - self.spacing) - 1.0  # x + h_k stays inside [-1, 1]
-        shifted = [x + self.spacing[k] * torch.eye(self.d)[k] for k in range(self.d)]
-        return torch.cat([x, *shifted])
+        return torch.cat([x, *(x + step_k for step_k in torch.diag(self.spacing))])
 
     def penalty(self, out: Tensor) -> Tensor:
         out = out.float()
