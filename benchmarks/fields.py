@@ -42,7 +42,9 @@ THRESHOLDS = (30.0, 35.0, 40.0)
 GENERAL_TRAIN = {"schedule": "cosine", "warmup_epochs": 0.0}
 RBF3 = {"levels": 3, "base_resolution": 32, "finest_resolution": 127, "features": 6}
 RBF_TV = {**RBF3, "features": 8, "smoothness": 0.01}
+TV_LABEL = "rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3"
 TV_RUN = {"task": {"output_tv": 0.03}, "train": {"lr": 5e-3}}
+TV_FINAL = {**TV_RUN, "task": {"output_tv": 0.03, "val_fraction": 0}}  # every training pixel
 TUNED = {  # label: (encoding, adapter options, members[, {"task", "train", "seed"}])
     "rbfgrid, 3 levels 32..127": ("rbfgrid", RBF3, 1),
     "rbfgrid, 3 levels 32..127, smoothness 0.01": ("rbfgrid", {**RBF3, "smoothness": 0.01}, 1),
@@ -56,14 +58,11 @@ TUNED = {  # label: (encoding, adapter options, members[, {"task", "train", "see
         "rbfgrid", {**RBF3, "rbf_width": 1.5, "smoothness": 0.01}, 8),
     # output total variation (task.options.output_tv): weight, features and rate chosen by the
     # validation PSNR of the 1/16 held back (scratch scans, camera's val pixels only) ...
-    "rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3 (val 1/16)": (
-        "rbfgrid", RBF_TV, 1, TV_RUN),
+    f"{TV_LABEL} (val 1/16)": ("rbfgrid", RBF_TV, 1, TV_RUN),
     # ... then the final fit on the whole training lattice with those settings
-    **{f"rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3, val_fraction 0, seed {seed}": (
-        "rbfgrid", RBF_TV, 1, {**TV_RUN, "task": {**TV_RUN["task"], "val_fraction": 0},
-                               "seed": seed}) for seed in range(3)},
-    "rbfgrid, 3 levels, 8 features, output_tv 0.03, lr 5e-3, val_fraction 0, 8 seeds averaged": (
-        "rbfgrid", RBF_TV, 8, {**TV_RUN, "task": {**TV_RUN["task"], "val_fraction": 0}}),
+    **{f"{TV_LABEL}, val_fraction 0, seed {seed}": ("rbfgrid", RBF_TV, 1, {**TV_FINAL, "seed": seed})
+       for seed in range(3)},
+    f"{TV_LABEL}, val_fraction 0, 8 seeds averaged": ("rbfgrid", RBF_TV, 8, TV_FINAL),
 }
 FRESH_GRID = {  # label: (encoding, compact, the `mlplab repro fresh` candidates in run order)
     "fourier (compact)": ("fourier", True, (1.0, 2.0, 4.0, 8.0, 16.0)),
