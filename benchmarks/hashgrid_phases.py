@@ -1,0 +1,97 @@
+"""Where the 16-level hash grid's encoding time goes, and two alternatives measured beside it.
+
+One `GridEncoding` (16 levels, 2 features, 2^12 entries, finest 2048), batch 8,192 random
+coordinates, 1 thread, CPU milliseconds on the process clock; every row timed in each of
+`--rounds` interleaved rounds of 4 calls, median kept:
+- `encoding fwd+bwd`: `enc(x).sum().backward()` as the step runs it;
+- its phases alone: the taps, all index and weight math (`lookup_indices`), the forward lookup
+  (`GridLookup`, no grad), the weight spread, the backward's four scatters into a zero table;
+- the same fwd+bwd with the backward's scatter done by `index_add_` (the code before
+  `scatter_add_`), and with the whole encoding under `torch.compile` (inductor).
+
+    python benchmarks/hashgrid_phases.py [--rounds 30] [--no-compile]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import torch
+
+import mlplab.nn.grid_lookup as lookup
+from mlplab.nn.hashgrid import GridEncoding
+
+
+def index_add_rows(out: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> None:
+    """The backward's scatter as it was: `index_add_` of complex64 words (2 fp32 features)."""
+    word = lookup.ADD_WORDS[src.dtype]
+    out.view(word).view(-1).index_add_(0, idx, src.reshape(-1, 2).view(word).view(-1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    enc = GridEncoding(2, levels=16, finest_resolution=2048)
+    x = torch.rand(8192, 2) * 2 - 1
+    idx, w = enc.lookup_indices(x)
+    wf = lookup.spread(w, 2)
+    grad = torch.randn(idx.shape[1], 2)
+    scatter = lookup.add_rows
+
+    def fwd_bwd(module: torch.nn.Module, add_rows=scatter) -> None:
+        lookup.add_rows = add_rows
+        enc.table.grad = None
+        module(x).sum().backward()
+        lookup.add_rows = scatter
+
+    def forward_lookup() -> None:
+        with torch.no_grad():
+            lookup.GridLookup.apply(enc.table, idx, w)
+
+    def scatters() -> None:
+        table = torch.zeros_like(enc.table)
+        for corner in range(idx.shape[0]):
+            scatter(table, idx[corner], wf[corner] * grad)
+
+    rows = {
+        "encoding fwd+bwd": lambda: fwd_bwd(enc),
+        "  taps": lambda: enc.taps(x),
+        "  index and weight math (lookup_indices, taps included)": lambda: enc.lookup_indices(x),
+        "  forward lookup (spread included)": forward_lookup,
+        "  weight spread": lambda: lookup.spread(w, 2),
+        "  backward: 4 scatter_add_ into a zero table": scatters,
+        "encoding fwd+bwd, backward by index_add_": lambda: fwd_bwd(enc, index_add_rows),
+    }
+    if not args.no_compile:
+        compiled = torch.compile(enc)
+        fwd_bwd(compiled)  # compiles (tens of seconds)
+        rows["encoding fwd+bwd, torch.compile(enc)"] = lambda: fwd_bwd(compiled)
+    with torch.no_grad():
+        same = torch.equal(enc(x), compiled(x)) if not args.no_compile else None
+    fwd_bwd(enc)
+    want = enc.table.grad.clone()
+    fwd_bwd(enc, index_add_rows)
+    print(f"load {os.getloadavg()[0]:.2f}; index_add_ gradient bitwise equal: "
+          f"{torch.equal(enc.table.grad, want)}; compiled output equal: {same}")
+    times: dict[str, list[float]] = {name: [] for name in rows}
+    for fn in rows.values():
+        fn()
+    for _ in range(args.rounds):
+        for name, fn in rows.items():
+            t0 = time.process_time()
+            for _ in range(4):
+                fn()
+            times[name].append((time.process_time() - t0) / 4 * 1000)
+    for name, ts in times.items():
+        print(f"{name:60s} {statistics.median(ts):7.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
