@@ -1,4 +1,4 @@
-"""Where the 16-level hash grid's encoding time goes, and two alternatives measured beside it.
+"""Where the 16-level hash grid's encoding time goes, and alternatives measured beside it.
 
 One `GridEncoding` (16 levels, 2 features, 2^12 entries, finest 2048), batch 8,192 random
 coordinates, 1 thread, CPU milliseconds on the process clock; every row timed in each of
@@ -7,7 +7,12 @@ coordinates, 1 thread, CPU milliseconds on the process clock; every row timed in
 - its phases alone: the taps, all index and weight math (`lookup_indices`), the forward lookup
   (`GridLookup`, no grad), the weight spread, the backward's four scatters into a zero table;
 - the same fwd+bwd with the backward's scatter done by `index_add_` (the code before
-  `scatter_add_`), and with the whole encoding under `torch.compile` (inductor).
+  `scatter_add_`), and with the whole encoding under `torch.compile` (inductor);
+- the same fwd+bwd with the index math, gathers and corner sum compiled into one inductor kernel
+  and an eager scatter (`benchmarks/hashgrid_compiled_plan.py`), and the training step
+  (`hashgrid_levels.py`'s: 64-wide MLP, fused AdamW, 2^15 random points in batches of 8,192)
+  with the eager and with that encoding, and the MLP's step alone: the encoding's share of the
+  step for both, timed in the same rounds.
 
     python benchmarks/hashgrid_phases.py [--rounds 30] [--no-compile]
 """
@@ -24,11 +29,47 @@ import torch
 import mlplab.nn.grid_lookup as lookup
 from mlplab.nn.hashgrid import GridEncoding
 
+LEVEL_OPTIONS = {"levels": 16, "finest_resolution": 2048}
+
 
 def index_add_rows(out: torch.Tensor, idx: torch.Tensor, src: torch.Tensor) -> None:
     """The backward's scatter as it was: `index_add_` of complex64 words (2 fp32 features)."""
     word = lookup.ADD_WORDS[src.dtype]
     out.view(word).view(-1).index_add_(0, idx, src.reshape(-1, 2).view(word).view(-1))
+
+
+def compiled_plan_rows(enc: GridEncoding, x: torch.Tensor) -> dict:
+    """The compiled-plan encoding's fwd+bwd (its tables = `enc`'s; values compared), and the
+    step / encoding / MLP-only timers of `hashgrid_levels.py` for the eager and the compiled
+    encoding."""
+    from hashgrid_compiled_plan import CompiledPlanGrid
+    from hashgrid_levels import make_model, timers
+
+    plan = CompiledPlanGrid(2, **LEVEL_OPTIONS)
+    plan.load_state_dict(enc.state_dict())
+    with torch.no_grad():
+        diff = (plan(x) - enc(x)).abs().max().item()
+    g = torch.randn(x.shape[0], enc.d_out)
+    grads = [torch.autograd.grad(m(x), m.table, g)[0] for m in (enc, plan)]
+    print(
+        f"compiled plan vs eager: outputs differ by <= {diff:.1e}, table gradients by <= "
+        f"{(grads[0] - grads[1]).abs().max().item():.1e}"
+    )
+
+    def plan_fwd_bwd() -> None:
+        plan.table.grad = None
+        plan(x).sum().backward()
+
+    rows = {"encoding fwd+bwd, compiled plan + eager scatter": plan_fwd_bwd}
+    torch.manual_seed(0)
+    batch = 8192
+    xs, ys = torch.rand(batch * 4, 2) * 2 - 1, torch.rand(batch * 4, 1)
+    for tag, grid in (("eager", None), ("compiled plan", CompiledPlanGrid)):
+        fns = timers(make_model(16, grid), xs, ys, batch)
+        for name, fn in fns.items():
+            counter = iter(range(10**9))
+            rows[f"{tag}: {name}"] = lambda fn=fn, counter=counter: fn(next(counter))
+    return rows
 
 
 def main() -> None:
@@ -38,7 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    enc = GridEncoding(2, levels=16, finest_resolution=2048)
+    enc = GridEncoding(2, **LEVEL_OPTIONS)
     x = torch.rand(8192, 2) * 2 - 1
     idx, w = enc.lookup_indices(x)
     wf = lookup.spread(w, 2)
@@ -73,13 +114,16 @@ def main() -> None:
         compiled = torch.compile(enc)
         fwd_bwd(compiled)  # compiles (tens of seconds)
         rows["encoding fwd+bwd, torch.compile(enc)"] = lambda: fwd_bwd(compiled)
+        rows.update(compiled_plan_rows(enc, x))
     with torch.no_grad():
         same = torch.equal(enc(x), compiled(x)) if not args.no_compile else None
     fwd_bwd(enc)
     want = enc.table.grad.clone()
     fwd_bwd(enc, index_add_rows)
-    print(f"load {os.getloadavg()[0]:.2f}; index_add_ gradient bitwise equal: "
-          f"{torch.equal(enc.table.grad, want)}; compiled output equal: {same}")
+    print(
+        f"load {os.getloadavg()[0]:.2f}; index_add_ gradient bitwise equal: "
+        f"{torch.equal(enc.table.grad, want)}; compiled output equal: {same}"
+    )
     times: dict[str, list[float]] = {name: [] for name in rows}
     for fn in rows.values():
         fn()
@@ -89,8 +133,13 @@ def main() -> None:
             for _ in range(4):
                 fn()
             times[name].append((time.process_time() - t0) / 4 * 1000)
-    for name, ts in times.items():
-        print(f"{name:60s} {statistics.median(ts):7.3f} ms")
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    for name, ms in medians.items():
+        print(f"{name:60s} {ms:7.3f} ms")
+    for tag in ("eager", "compiled plan"):
+        if f"{tag}: step" in medians:
+            step, enc_ms, mlp = (medians[f"{tag}: {k}"] for k in ("step", "encoding", "mlp_step"))
+            print(f"{tag}: encoding share {enc_ms / step:.1%}, by difference {1 - mlp / step:.1%}")
 
 
 if __name__ == "__main__":
