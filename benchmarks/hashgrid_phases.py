@@ -11,8 +11,9 @@ coordinates, 1 thread, CPU milliseconds on the process clock; every row timed in
 - the training step of `hashgrid_levels.py` (64-wide MLP, fused AdamW, 2^15 random points in
   batches of 8,192), its encoding fwd+bwd and the MLP's step alone, with the eager encoding and
   with the index math, gathers and corner sum compiled into one inductor kernel beside an eager
-  scatter (`benchmarks/hashgrid_compiled_plan.py`): the encoding's share of the step for both,
-  timed in the same rounds.
+  scatter (`benchmarks/hashgrid_compiled_plan.py`), and with forward and backward each one
+  inductor kernel (`benchmarks/hashgrid_fused_plan.py`, its two kernels also timed alone): the
+  encoding's share of the step for all three, timed in the same rounds.
 
     python benchmarks/hashgrid_phases.py [--rounds 30] [--no-compile]
 """
@@ -47,27 +48,40 @@ def next_batch(fn: Callable[[int], None]) -> Callable[[], None]:
 
 
 def compiled_plan_rows(enc: GridEncoding, x: torch.Tensor) -> dict:
-    """The step / encoding / MLP-only timers of `hashgrid_levels.py` for the eager and the
-    compiled-plan encoding (its outputs and table gradients first compared with `enc`'s)."""
+    """The step / encoding / MLP-only timers of `hashgrid_levels.py` for the eager encoding, the
+    compiled plan (`hashgrid_compiled_plan.py`) and the fused plan (`hashgrid_fused_plan.py`,
+    whose two kernels are also timed alone); each plan's outputs and table gradients are first
+    compared with `enc`'s."""
+    import hashgrid_fused_plan as fused
     from hashgrid_compiled_plan import CompiledPlanGrid
     from hashgrid_levels import make_model, timers
 
-    plan = CompiledPlanGrid(2, **LEVEL_OPTIONS)
-    plan.load_state_dict(enc.state_dict())
-    with torch.no_grad():
-        diff = (plan(x) - enc(x)).abs().max().item()
     g = torch.randn(x.shape[0], enc.d_out)
-    grads = [torch.autograd.grad(m(x), m.table, g)[0] for m in (enc, plan)]
-    print(
-        f"compiled plan vs eager: outputs differ by <= {diff:.1e}, table gradients by <= "
-        f"{(grads[0] - grads[1]).abs().max().item():.1e}"
-    )
+    want = torch.autograd.grad(enc(x), enc.table, g)[0]
+    plans = {"compiled plan": CompiledPlanGrid, "fused plan": fused.FusedPlanGrid}
+    for tag, grid in plans.items():
+        plan = grid(2, **LEVEL_OPTIONS)
+        plan.load_state_dict(enc.state_dict())
+        with torch.no_grad():
+            diff = (plan(x) - enc(x)).abs().max().item()
+        got = torch.autograd.grad(plan(x), plan.table, g)[0]
+        print(
+            f"{tag} vs eager: outputs differ by <= {diff:.1e}, table gradients by <= "
+            f"{(got - want).abs().max().item():.1e}"
+        )
 
-    rows = {}
+    table, buffers = enc.table.detach(), fused.buffers(enc)
+    grad = g.view(x.shape[0], enc.levels, 2)
+    rows = {
+        "fused plan: forward kernel alone": lambda: fused.compiled_lookup(x, table, *buffers),
+        "fused plan: backward kernel alone (8 scalar scatters)": lambda: fused.compiled_scatter(
+            x, grad, table.shape[0], *buffers
+        ),
+    }
     torch.manual_seed(0)
     batch = 8192
     xs, ys = torch.rand(batch * 4, 2) * 2 - 1, torch.rand(batch * 4, 1)
-    for tag, grid in (("eager", None), ("compiled plan", CompiledPlanGrid)):
+    for tag, grid in (("eager", None), *plans.items()):
         fns = timers(make_model(16, grid), xs, ys, batch)
         for name, fn in fns.items():
             rows[f"{tag}: {name}"] = next_batch(fn)
@@ -138,7 +152,7 @@ def main() -> None:
     medians = {name: statistics.median(ts) for name, ts in times.items()}
     for name, ms in medians.items():
         print(f"{name:60s} {ms:7.3f} ms")
-    for tag in ("eager", "compiled plan"):
+    for tag in ("eager", "compiled plan", "fused plan"):
         if f"{tag}: step" in medians:
             step, enc_ms, mlp = (medians[f"{tag}: {k}"] for k in ("step", "encoding", "mlp_step"))
             print(f"{tag}: encoding share {enc_ms / step:.1%}, by difference {1 - mlp / step:.1%}")
