@@ -118,6 +118,31 @@ def test_siren_initialisation() -> None:
     assert UNITS.get("siren").nonlinear
 
 
+def test_siren_layers_and_fourier_phases_compute_in_fp32_under_bf16() -> None:
+    """bf16 would round `z` in `sin(omega_0 z)` (omega_0 = 30) and the Fourier phases: both
+    keep fp32 under autocast, and a model holding a SIREN layer trains with fp32 parameters,
+    not bf16 masters."""
+    from mlplab.fields.model import field_model
+    from mlplab.train.master_weights import unsupported
+
+    torch.manual_seed(0)
+    first, hidden = SirenInput(2, n_features=64), UNITS.get("siren")(64, 64)
+    x = torch.rand(50, 2) * 2 - 1
+    want = hidden(first(x))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = hidden(first(x))
+        linear = torch.nn.functional.linear(first(x), hidden.weight)  # autocast is on here
+    assert got.dtype == torch.float32 and linear.dtype == torch.bfloat16
+    assert torch.equal(got, want)
+    fourier = FourierFeatures(2, n_frequencies=32, sigma=8.0)  # its phases too
+    want = fourier(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert torch.equal(fourier(x), want)
+    model = field_model("siren", 2, 1)
+    assert "computes in fp32" in str(unsupported(model, "adamw"))
+    assert unsupported(field_model("none", 2, 1), "adamw") is None  # plain ReLU MLP: masters
+
+
 def test_bad_options_name_the_field() -> None:
     with pytest.raises(SpecError, match="levels"):
         GridEncoding(2, levels=0)

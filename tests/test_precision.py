@@ -246,8 +246,7 @@ def test_unknown_precision_is_a_clear_spec_error() -> None:
 
 
 @pytest.mark.parametrize("model", [dict(block="glu"), dict(block="plain", dropout=0.1),
-                                   dict(block="hourglass"), dict(unit="fan"),
-                                   dict(unit="siren")])
+                                   dict(block="hourglass"), dict(unit="fan")])
 def test_bf16_masters_train_the_plain_families_like_fp32(model: dict) -> None:
     from mlplab.run import prepare_run
     from mlplab.spec import parse_spec

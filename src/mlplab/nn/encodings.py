@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from mlplab.errors import SpecError
 from mlplab.nn import options as opt
 from mlplab.nn.registry import ADAPTERS, register_adapter
+from mlplab.nn.siren import FP32_REASON, siren_layer
 
 if TYPE_CHECKING:
     from mlplab.data.dataset import FeatureSchema
@@ -195,7 +196,8 @@ class FourierFeatures(CoordinateAdapter):
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         _check_coords(x, self.d_in)
-        proj = (2 * math.pi) * (x.to(self.freqs.dtype) @ self.freqs.t())
+        with torch.autocast(x.device.type, enabled=False):  # phases in fp32, also under bf16
+            proj = (2 * math.pi) * (x.to(self.freqs.dtype) @ self.freqs.t())
         return torch.cat([proj.cos(), proj.sin()], dim=-1)
 
     def extra_repr(self) -> str:
@@ -250,6 +252,7 @@ class SirenInput(CoordinateAdapter):
     """
 
     scale_option = "omega_0"
+    fp32_reason = FP32_REASON  # computes in fp32 under bf16, as the siren unit (mlplab.nn.siren)
 
     def __init__(self, d_in: int, *, n_features: int = 256, omega_0: float = 30.0) -> None:
         super().__init__()
@@ -271,7 +274,7 @@ class SirenInput(CoordinateAdapter):
 
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         _check_coords(x, self.d_in)
-        return torch.sin(self.omega_0 * self.linear(x.to(self.linear.weight.dtype)))
+        return siren_layer(self.linear, self.omega_0, x)
 
     def extra_repr(self) -> str:
         return f"d_in={self.d_in}, n_features={self.d_out}, omega_0={self.omega_0:g}"

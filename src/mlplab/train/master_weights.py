@@ -38,12 +38,16 @@ def unsupported(model: nn.Module, optimizer: str) -> str | None:
 
     Supported: AdamW/SGD, and models whose parameters all belong to `BF16_MODULES` and are
     trainable, and that have no floating-point buffers (a running statistic, a grid or a
-    random projection would lose precision in bf16) — the plain MLP families; others keep
-    bf16 autocast.
+    random projection would lose precision in bf16) and no module that computes in fp32 (a
+    `fp32_reason` attribute: SIREN layers) — the plain MLP families; others keep bf16
+    autocast.
     """
     if optimizer == "lbfgs":
         return "L-BFGS re-evaluates the loss inside its step"
     for name, module in model.named_modules():
+        reason = getattr(module, "fp32_reason", None)
+        if reason:
+            return f"{name or 'the model'} ({type(module).__name__}) computes in fp32: {reason}"
         if any(b.is_floating_point() for b in module.buffers(recurse=False)):
             return f"{name or 'the model'} has floating-point buffers"
         own = list(module.parameters(recurse=False))
