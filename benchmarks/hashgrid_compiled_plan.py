@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from hashgrid_fused_plan import buffers, corner_rows
 from torch import Tensor
 
 from mlplab.nn.hashgrid import GridEncoding
@@ -25,25 +26,13 @@ def corner_plan(
     x: Tensor, table: Tensor, res: Tensor, top: Tensor, mult: Tensor, masks: Tensor, offsets: Tensor
 ) -> tuple[Tensor, Tensor, Tensor]:
     """`(B, 2)` coordinates -> out `(B, L, F)`, rows `(4, B, L)` int32, weights `(4, B, L)`:
-    the encoding's taps (`GridEncoding.taps` / `lookup_indices`) and lookup, written for one
-    fused kernel."""
-    u = x.clamp(-1.0, 1.0).add(1.0).mul(0.5)
-    pos = u.unsqueeze(-1) * res  # (B, 2, L)
-    cell = torch.minimum(pos.floor(), top.float())
-    base = cell.int()
-    frac = pos - cell
-    lo, hi = (base * mult) & masks, (base * mult + mult) & masks
-    share_x, share_y = (lo[:, 0] + offsets, hi[:, 0] + offsets), (lo[:, 1], hi[:, 1])
-    weight_x, weight_y = (1 - frac[:, 0], frac[:, 0]), (1 - frac[:, 1], frac[:, 1])
-    dense = masks == -1  # dense levels add the axes' shares, hashed ones xor them
+    the corners of `hashgrid_fused_plan.corner_rows`, gathered and summed for one fused
+    kernel, their rows and weights kept for the backward."""
     out, rows, weights = 0, [], []
-    for i in (0, 1):
-        for j in (0, 1):
-            idx = torch.where(dense, share_x[i] + share_y[j], share_x[i] ^ share_y[j])
-            w = weight_x[i] * weight_y[j]
-            out = out + w.unsqueeze(-1) * table[idx.long()]
-            rows.append(idx)
-            weights.append(w)
+    for idx, w in corner_rows(x, res, top, mult, masks, offsets):
+        out = out + w.unsqueeze(-1) * table[idx.long()]
+        rows.append(idx)
+        weights.append(w)
     return out, torch.stack(rows), torch.stack(weights)
 
 
@@ -61,9 +50,7 @@ class CompiledPlanLookup(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, table: Tensor, x: Tensor, enc: GridEncoding) -> Tensor:
-        out, rows, weights = compiled_plan(
-            x, table, enc.res, enc.top, enc.mult, enc.masks, enc.offsets
-        )
+        out, rows, weights = compiled_plan(x, table, *buffers(enc))
         ctx.save_for_backward(rows, weights)
         ctx.table_shape = table.shape
         return out.view(x.shape[0], -1)
