@@ -26,10 +26,13 @@ from torch import Tensor, nn
 from mlplab.nn import options as opt
 from mlplab.nn.encodings import CoordinateAdapter
 from mlplab.nn.grid_lookup import GridLookup
+from mlplab.nn.grid_native import NativeGridLookup
+from mlplab.nn.grid_native import load as load_native
 from mlplab.nn.registry import register_adapter
 
 PRIMES = (1, 2654435761, 805459861, 3674653429, 2097192037)
 KERNELS = ("linear", "gaussian")
+IMPLEMENTATIONS = ("torch", "native")
 GAUSSIAN_TAPS = (-1, 0, 1, 2)  # vertices around the cell, per axis, for kernel="gaussian"
 
 
@@ -48,8 +51,11 @@ class GridEncoding(CoordinateAdapter):
     `2^log2_table`), `base_resolution`, `finest_resolution`, `kernel` ("linear" corners or a
     "gaussian" 4-per-axis window of width `rbf_width` cells), `hashed` (False: every level
     dense, sized `(N_l + 1)^d`), `init_scale` (tables start `U(-s, s)`), `lr_scale` (the
-    trainer multiplies the learning rate of this module's parameters by it).
-    Coordinates outside `[-1, 1]` are clamped onto the grid.
+    trainer multiplies the learning rate of this module's parameters by it), `implementation`
+    ("torch": the pure-PyTorch lookup; "native": the fused C++ loops of
+    `mlplab.nn.grid_native` -- the same outputs bitwise, table gradients to float rounding --
+    for the linear kernel with up to 3 coordinates, compiled on first use; it serves fp32 CPU
+    calls whose coordinates need no gradient, the torch path the rest). Coordinates outside `[-1, 1]` are clamped onto the grid.
     """
 
     scale_option = "finest_resolution"
@@ -57,18 +63,25 @@ class GridEncoding(CoordinateAdapter):
     def __init__(self, d_in: int, *, levels: int = 16, features: int = 2, log2_table: int = 12,
                  base_resolution: float = 16, finest_resolution: float = 512,
                  kernel: str = "linear", hashed: bool = True, rbf_width: float = 1.0,
-                 init_scale: float = 1e-4, lr_scale: float = 1.0) -> None:
+                 init_scale: float = 1e-4, lr_scale: float = 1.0,
+                 implementation: str = "torch") -> None:
         super().__init__()
         self.check_options(dict(levels=levels, features=features, log2_table=log2_table,
                                 base_resolution=base_resolution,
                                 finest_resolution=finest_resolution, kernel=kernel,
                                 hashed=hashed, rbf_width=rbf_width, init_scale=init_scale,
-                                lr_scale=lr_scale))
+                                lr_scale=lr_scale, implementation=implementation))
         if d_in > len(PRIMES):
             raise ValueError(f"grid encodings take at most {len(PRIMES)} coordinates, got {d_in}")
         self.d_in, self.levels, self.features = d_in, levels, features
         self.kernel, self.hashed, self.rbf_width = kernel, hashed, float(rbf_width)
         self.lr_scale = float(lr_scale)
+        self.implementation = implementation
+        if implementation == "native":
+            if d_in > 3:
+                raise ValueError(f"implementation='native' takes at most 3 coordinates, "
+                                 f"got {d_in}; use implementation='torch'")
+            load_native()  # compiled here, so a missing compiler fails before training
         self.table_size = 2 ** log2_table
         self.resolutions = level_resolutions(levels, base_resolution, finest_resolution)
         vertices = [(r + 1) ** d_in for r in self.resolutions]
@@ -125,6 +138,9 @@ class GridEncoding(CoordinateAdapter):
         opt.check_float(options, "rbf_width", low=0.0, open_low=True)
         opt.check_float(options, "init_scale", low=0.0)
         opt.check_float(options, "lr_scale", low=0.0, open_low=True)
+        opt.check_choice(options, "implementation", IMPLEMENTATIONS)
+        if options["implementation"] == "native" and options["kernel"] != "linear":
+            raise opt.UnitOptionError("implementation", "'native' covers kernel='linear' only")
 
     def taps(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Each axis's share of the flat row index and its weight, all levels at once:
@@ -189,8 +205,18 @@ class GridEncoding(CoordinateAdapter):
     def forward(self, x: Tensor, x_cat: Tensor | None = None) -> Tensor:
         if x.ndim != 2 or x.shape[1] != self.d_in:
             raise ValueError(f"expected coordinates (batch, {self.d_in}), got {tuple(x.shape)}")
+        if self.implementation == "native" and self.native_serves(x):
+            levels = (self.res, self.top, self.mult, self.masks, self.offsets)
+            out = NativeGridLookup.apply(self.table, x.float().contiguous(), *levels)
+            return out.view(x.shape[0], self.d_out)
         idx, w = self.lookup_indices(x)
         return GridLookup.apply(self.table, idx, w).view(x.shape[0], self.d_out)
+
+    def native_serves(self, x: Tensor) -> bool:
+        """Whether the native lookup covers this call: CPU, fp32 table, and coordinates that
+        need no gradient (it returns the table's only)."""
+        return (x.device.type == "cpu" and self.table.dtype == torch.float32
+                and not (x.requires_grad and torch.is_grad_enabled()))
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any,
                               **kwargs: Any) -> None:
@@ -204,7 +230,9 @@ class GridEncoding(CoordinateAdapter):
         return (f"d_in={self.d_in}, levels={self.levels}, features={self.features}, "
                 f"table={self.table_size}, resolutions={self.resolutions[0]}..."
                 f"{self.resolutions[-1]}, kernel={self.kernel!r}, "
-                f"dense_levels={self.n_dense}")
+                f"dense_levels={self.n_dense}"
+                + (f", implementation={self.implementation!r}"
+                   if self.implementation != "torch" else ""))
 
 
 @register_adapter("hashgrid")
