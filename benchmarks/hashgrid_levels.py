@@ -8,12 +8,15 @@ wall clock), and of the same step without the encoding (the MLP fed the encoding
 fixed, still asking for their gradient): `1 - mlp_step / step` is the encoding's share by
 difference, its cost inside the step (the tables' AdamW update included). Every configuration
 is timed in every round, interleaved, and the median round is kept, so a change of load hits
-all rows alike. `--baseline COMMIT` also times the hash grid of
+all rows alike. `--native` also times the same models with `implementation="native"` (the
+fused C++ lookup of `mlplab.nn.grid_native`, same numbers) in the same rounds.
+`--baseline COMMIT` also times the hash grid of
 that commit (its `src/mlplab/nn/hashgrid.py` and `grid_lookup.py`, read with `git show`) in
 the same rounds.
 The step time's straight-line fit against the levels is printed with its largest residual.
 
-    python benchmarks/hashgrid_levels.py [--threads 1] [--rounds 25] [--steps 4] [--baseline 24da910]
+    python benchmarks/hashgrid_levels.py [--threads 1] [--rounds 25] [--steps 4] [--native]
+                                         [--baseline 24da910]
 """
 
 from __future__ import annotations
@@ -58,11 +61,12 @@ def baseline_grid(commit: str) -> type:
     return module.GridEncoding
 
 
-def make_model(levels: int, grid: type | None) -> torch.nn.Module:
+def make_model(levels: int, grid: type | None, implementation: str = "torch") -> torch.nn.Module:
     from mlplab.fields.model import field_model
 
     torch.manual_seed(0)
-    model = field_model("hashgrid", 2, 1, encoding_options={"levels": levels, **OPTIONS})
+    options = {"levels": levels, "implementation": implementation, **OPTIONS}
+    model = field_model("hashgrid", 2, 1, encoding_options=options)
     if grid is not None:  # the same MLP, the baseline's encoding
         model.adapter = grid(2, levels=levels, **OPTIONS)
     return model
@@ -105,16 +109,23 @@ def levels_scan(
     rounds: int = 25,
     levels: tuple[int, ...] = LEVELS,
     baseline: str | None = None,
+    native: bool = False,
 ) -> dict:
     """`{levels: row}` (and `{f"{levels} @ {baseline}": row}`), a row holding step_ms,
     encoding_ms, encoding_share, params and the load average when the scan began."""
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     x, y = torch.rand(batch * 4, 2) * 2 - 1, torch.rand(batch * 4, 1)
-    grids = {"": None}
+    grids: dict[str, tuple[type | None, str]] = {"": (None, "torch")}
+    if native:
+        grids[" native"] = (None, "native")
     if baseline:
-        grids[f" @ {baseline}"] = baseline_grid(baseline)
-    configs = {f"{n}{tag}": make_model(n, grid) for tag, grid in grids.items() for n in levels}
+        grids[f" @ {baseline}"] = (baseline_grid(baseline), "torch")
+    configs = {
+        f"{n}{tag}": make_model(n, grid, implementation)
+        for tag, (grid, implementation) in grids.items()
+        for n in levels
+    }
     fns = {key: timers(model, x, y, batch) for key, model in configs.items()}
     load = os.getloadavg()[0]
     times = {key: {name: [] for name in fns[key]} for key in configs}
@@ -172,11 +183,16 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--steps", type=int, default=4, help="calls per round")
     parser.add_argument("--baseline", help="a commit whose hash grid is timed alongside")
+    parser.add_argument("--native", action="store_true", help='also implementation="native"')
     parser.add_argument("--out", default="benchmarks/hashgrid_levels.json")
     args = parser.parse_args()
     results = {
         "levels": levels_scan(
-            args.threads, steps=args.steps, rounds=args.rounds, baseline=args.baseline
+            args.threads,
+            steps=args.steps,
+            rounds=args.rounds,
+            baseline=args.baseline,
+            native=args.native,
         ),
         "torch": torch.__version__,
         "threads": args.threads,

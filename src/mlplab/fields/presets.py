@@ -56,15 +56,18 @@ TRAIN = {"batch_size": 8192, "epochs": 40, "weight_decay": 0.0, "grad_clip": Non
 SCALE_OPTION = {"fourier": "sigma", "posenc": "sigma", "siren": "omega_0",
                 "hashgrid": "finest_resolution"}
 
+NATIVE_ENCODINGS = ("hashgrid", "densegrid")
+
 
 def field_run_spec(source: str, encoding: str = "hashgrid", *, size: int | None = 256,
                    split: str = "all", scale: str | float | None = None,
                    epochs: int | None = None, seed: int = 0, threads: int | None = None,
                    name: str | None = None, precision: str = "fp32",
-                   compact: bool = False) -> dict[str, Any]:
+                   compact: bool = False, native: bool = False) -> dict[str, Any]:
     """The run spec (a dict) of one field fit with encoding `encoding`'s preset (`compact`:
     its <= 0.5 parameters-per-pixel variant); `scale` overrides the encoding's scale option
-    (`"fresh"`: FreSh chooses it)."""
+    (`"fresh"`: FreSh chooses it); `native`: the linear grids' fused C++ lookup
+    (`implementation = "native"`)."""
     if encoding not in PRESETS:
         raise SpecError(f"--encoding: unknown encoding {encoding!r}; choose one of "
                         + ", ".join(ENCODINGS))
@@ -81,6 +84,11 @@ def field_run_spec(source: str, encoding: str = "hashgrid", *, size: int | None 
             raise SpecError(f"--scale: encoding {encoding!r} has no scale option (those with "
                             f"one: {', '.join(SCALE_OPTION)})")
         model.setdefault("adapter_options", {})[option] = scale
+    if native:
+        if encoding not in NATIVE_ENCODINGS:
+            raise SpecError(f"--native: applies to the linear grid encodings "
+                            f"({', '.join(NATIVE_ENCODINGS)}), not {encoding!r}")
+        model.setdefault("adapter_options", {})["implementation"] = "native"
     train = {**TRAIN, **preset["train"], "precision": precision}
     if epochs is not None:
         train["epochs"] = epochs
