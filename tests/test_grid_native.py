@@ -91,10 +91,29 @@ def test_what_native_does_not_cover_gets_a_clear_error() -> None:
     assert raw["model"]["adapter_options"]["implementation"] == "native"
 
 
-def test_a_missing_compiler_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_missing_compiler_is_named_and_the_torch_path_serves(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(grid_native.shutil, "which", lambda name: None)
     with pytest.raises(MlplabError, match="C\\+\\+ compiler"):
         grid_native.load.__wrapped__()  # the uncached build step
+    import mlplab.nn.hashgrid as hashgrid
+
+    monkeypatch.setattr(hashgrid, "load_native", grid_native.load.__wrapped__)
+    with pytest.warns(UserWarning, match="C\\+\\+ compiler.*torch lookup"):
+        grid = GridEncoding(2, levels=3, log2_table=6, implementation="native")
+    assert grid.implementation == "torch"  # a saved native model still loads and predicts
+    x = torch.rand(50, 2) * 2 - 1
+    assert grid(x).shape == (50, grid.d_out)
+
+
+def test_tracing_sees_the_torch_path() -> None:
+    eager, native = pair(2, 2, {"log2_table": 8})
+    x = torch.rand(64, 2) * 2 - 1
+    program = torch.export.export(native, (x,))
+    targets = {str(node.target) for node in program.graph.nodes if node.op == "call_function"}
+    assert not any("mlplab_grid" in t for t in targets)
+    assert torch.equal(program.module()(x), eager(x))
 
 
 def test_fit_image_native_trains_the_same_field(tmp_path) -> None:

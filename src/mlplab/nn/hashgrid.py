@@ -18,6 +18,7 @@ the corners, its backward one `scatter_add_` per corner into the table; its outp
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import torch
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 from mlplab.nn import options as opt
 from mlplab.nn.encodings import CoordinateAdapter
 from mlplab.nn.grid_lookup import GridLookup
-from mlplab.nn.grid_native import NativeGridLookup
+from mlplab.nn.grid_native import NativeBuildError, NativeGridLookup
 from mlplab.nn.grid_native import load as load_native
 from mlplab.nn.registry import register_adapter
 
@@ -55,7 +56,9 @@ class GridEncoding(CoordinateAdapter):
     ("torch": the pure-PyTorch lookup; "native": the fused C++ loops of
     `mlplab.nn.grid_native` -- the same outputs bitwise, table gradients to float rounding --
     for the linear kernel with up to 3 coordinates, compiled on first use; it serves fp32 CPU
-    calls whose coordinates need no gradient, the torch path the rest). Coordinates outside `[-1, 1]` are clamped onto the grid.
+    calls whose coordinates need no gradient outside tracing, the torch path the rest; where
+    the op cannot be built it warns and uses the torch path). Coordinates outside `[-1, 1]`
+    are clamped onto the grid.
     """
 
     scale_option = "finest_resolution"
@@ -81,7 +84,11 @@ class GridEncoding(CoordinateAdapter):
             if d_in > 3:
                 raise ValueError(f"implementation='native' takes at most 3 coordinates, "
                                  f"got {d_in}; use implementation='torch'")
-            load_native()  # compiled here, so a missing compiler fails before training
+            try:  # compiled here, before any training
+                load_native()
+            except NativeBuildError as err:  # same outputs either way: warn, keep working
+                warnings.warn(f"{err}; this grid uses the torch lookup", stacklevel=2)
+                self.implementation = "torch"
         self.table_size = 2 ** log2_table
         self.resolutions = level_resolutions(levels, base_resolution, finest_resolution)
         vertices = [(r + 1) ** d_in for r in self.resolutions]
@@ -213,10 +220,12 @@ class GridEncoding(CoordinateAdapter):
         return GridLookup.apply(self.table, idx, w).view(x.shape[0], self.d_out)
 
     def native_serves(self, x: Tensor) -> bool:
-        """Whether the native lookup covers this call: CPU, fp32 table, and coordinates that
-        need no gradient (it returns the table's only)."""
+        """Whether the native lookup covers this call: CPU, fp32 table, coordinates that need
+        no gradient (it returns the table's only), and no tracing (`torch.compile`,
+        `torch.export` and the JIT see the torch path, which they can read)."""
         return (x.device.type == "cpu" and self.table.dtype == torch.float32
-                and not (x.requires_grad and torch.is_grad_enabled()))
+                and not (x.requires_grad and torch.is_grad_enabled())
+                and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any,
                               **kwargs: Any) -> None:
