@@ -147,3 +147,23 @@ def test_fit_image_native_trains_the_same_field(tmp_path) -> None:
         ]
     )
     assert code != 0 and not (tmp_path / "bad").exists()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_hash_grid_field_exports_to_onnx(tmp_path, native: bool) -> None:
+    """The traced graph takes the per-feature gather (no dtype-reinterpreting views, which
+    ONNX cannot lower) and the torch path: onnxruntime gives the model's predictions."""
+    ort = pytest.importorskip("onnxruntime")
+    from mlplab.export import export_onnx, load_predictor
+    from mlplab.fields.fit import fit_image
+
+    run = tmp_path / "run"
+    fit_image("skimage:camera", size=16, epochs=2, out=str(run), threads=1, native=native)
+    onnx = export_onnx(run, tmp_path / "field.onnx")
+    predictor, _ = load_predictor(run)
+    x = torch.rand(300, 2) * 2 - 1
+    with torch.no_grad():
+        want = predictor(x).numpy()
+    got = ort.InferenceSession(str(onnx)).run(None, {"x_num": x.numpy()})[0]
+    assert got.shape == want.shape
+    torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(want), rtol=1e-5, atol=1e-5)

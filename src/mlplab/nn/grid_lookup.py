@@ -30,9 +30,11 @@ def scalar_index(idx: Tensor, f: int) -> Tensor:
 
 
 def gather_rows(table: Tensor, idx: Tensor) -> Tensor:
-    """`table (rows, F)` contiguous, `idx (m,)` -> `(m, F)`."""
+    """`table (rows, F)` contiguous, `idx (m,)` -> `(m, F)`. A traced graph (`torch.export`,
+    then ONNX) gets the per-feature indices: views that reinterpret the dtype have no ONNX
+    lowering."""
     f = table.shape[1]
-    word = COPY_WORDS.get(f * table.element_size())
+    word = None if torch.compiler.is_compiling() else COPY_WORDS.get(f * table.element_size())
     if word is None:
         return table.view(-1).index_select(0, scalar_index(idx, f)).view(-1, f)
     return table.view(word).view(-1).index_select(0, idx).view(table.dtype).view(-1, f)
