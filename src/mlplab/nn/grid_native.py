@@ -6,13 +6,17 @@
 outputs are bitwise those of `implementation="torch"`; the table gradients equal its to float
 rounding (each row's terms summed in another order) and are the same on any number of threads
 (the backward splits the levels between threads, never a row). The op is compiled with
-`torch.utils.cpp_extension.load` on first use (a C++ compiler is needed: ~40 s, once; torch's
-extension cache keeps it, `TORCH_EXTENSIONS_DIR` moves it) and registered as
+`torch.utils.cpp_extension.load` on first use (a C++ compiler is needed: ~20 s, once; torch's
+extension cache keeps it, `TORCH_EXTENSIONS_DIR` moves it) for this machine's CPU
+(`-march=native`: the build's name carries a digest of the CPU's model and flags, so a cache
+shared between machines never hands one a binary built for another) and registered as
 `torch.ops.mlplab_grid.forward` / `backward`.
 """
 
 from __future__ import annotations
 
+import hashlib
+import platform
 import shutil
 from functools import cache
 from pathlib import Path
@@ -31,6 +35,17 @@ class NativeBuildError(MlplabError, RuntimeError):
     """The native grid lookup could not be compiled or loaded."""
 
 
+def cpu_digest() -> str:
+    """8 hex digits naming this CPU: its model and feature flags (Linux), else the platform."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        text = "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
+    except OSError:
+        text = ""
+    text = text or f"{platform.machine()} {platform.processor()}"
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
+
+
 @cache
 def load() -> Any:
     """Compiles (first time) and loads the op; returns `torch.ops.mlplab_grid`."""
@@ -38,12 +53,11 @@ def load() -> Any:
 
     if shutil.which("c++") is None and shutil.which("g++") is None:
         raise NativeBuildError(
-            "implementation='native' needs a C++ compiler (c++ / g++) to build its op; "
-            "install one or use implementation='torch'"
+            "implementation='native' needs a C++ compiler (c++ / g++) to build its op"
         )
     try:
         load_extension(
-            "mlplab_grid_lookup",
+            f"mlplab_grid_lookup_{cpu_digest()}",
             [str(SOURCE)],
             extra_cflags=FLAGS,
             extra_ldflags=["-fopenmp"],
@@ -51,9 +65,7 @@ def load() -> Any:
         )
     except (OSError, RuntimeError, ImportError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise NativeBuildError(
-            f"building the native grid lookup failed ({first}); use implementation='torch'"
-        ) from err
+        raise NativeBuildError(f"building the native grid lookup failed ({first})") from err
     return torch.ops.mlplab_grid
 
 
