@@ -165,8 +165,10 @@ def test_bad_field_options_name_their_field() -> None:
         mlplab.train({**field_spec(), "data": {"source": str(Path(__file__))}})
 
 
-RESUMED = {  # a hash grid; a dense grid trained with the output-TV penalty's seeded points
+RESUMED = {  # a hash grid (both lookups: the native one is as reproducible); a dense grid trained with the output-TV penalty's seeded points
     "hashgrid": field_spec(size=32, epochs=8, options={"levels": 4, "log2_table": 8}),
+    "hashgrid_native": field_spec(size=32, epochs=8, options={"levels": 4, "log2_table": 8,
+                                                              "implementation": "native"}),
     "output_tv": field_spec("densegrid", size=32, epochs=8,
                             options={"base_resolution": 15, "finest_resolution": 15},
                             task={"split": "every-second", "output_tv": 0.02,
