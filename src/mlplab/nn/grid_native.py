@@ -8,8 +8,9 @@ rounding (each row's terms summed in another order) and are the same on any numb
 (the backward splits the levels between threads, never a row). The op is compiled with
 `torch.utils.cpp_extension.load` on first use (a C++ compiler is needed: ~20 s, once; torch's
 extension cache keeps it, `TORCH_EXTENSIONS_DIR` moves it) for this machine's CPU
-(`-march=native`: the build's name carries a digest of the CPU's model and flags, so a cache
-shared between machines never hands one a binary built for another) and registered as
+(`-march=native`: the build's name carries a digest of the CPU's model and flags and of the
+torch it links, so a cache shared between machines never hands one a binary built for another,
+and two environments do not rebuild each other's) and registered as
 `torch.ops.mlplab_grid.forward` / `backward`.
 """
 
@@ -35,14 +36,17 @@ class NativeBuildError(MlplabError, RuntimeError):
     """The native grid lookup could not be compiled or loaded."""
 
 
-def cpu_digest() -> str:
-    """8 hex digits naming this CPU: its model and feature flags (Linux), else the platform."""
+def build_tag() -> str:
+    """8 hex digits naming what the binary is built for: this CPU's model and feature flags
+    (Linux; else the platform) and the torch it links (version and location: two virtual
+    environments do not rebuild each other's copy)."""
     try:
         lines = Path("/proc/cpuinfo").read_text().splitlines()
         text = "\n".join(sorted({ln for ln in lines if ln.startswith(("model name", "flags"))}))
     except OSError:
         text = ""
     text = text or f"{platform.machine()} {platform.processor()}"
+    text += f"\n{torch.__version__} {Path(torch.__file__).parent}"
     return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
@@ -57,7 +61,7 @@ def load() -> Any:
         )
     try:
         load_extension(
-            f"mlplab_grid_lookup_{cpu_digest()}",
+            f"mlplab_grid_lookup_{build_tag()}",
             [str(SOURCE)],
             extra_cflags=FLAGS,
             extra_ldflags=["-fopenmp"],
