@@ -178,3 +178,13 @@ def test_hash_grid_field_exports_to_onnx(tmp_path, native: bool) -> None:
     got = ort.InferenceSession(str(onnx)).run(None, {"x_num": x.numpy()})[0]
     assert got.shape == want.shape
     torch.testing.assert_close(torch.from_numpy(got), torch.from_numpy(want), rtol=1e-5, atol=1e-5)
+
+
+@needs_compiler
+def test_flop_counts_do_not_depend_on_the_implementation() -> None:
+    from mlplab.count import count
+
+    eager, native = pair(2, 2, {"log2_table": 8})
+    x = torch.rand(64, 2) * 2 - 1
+    assert count(native, x) == count(eager, x)
+    assert count(native, x)["flops_per_sample"] > 0

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.utils._python_dispatch import _get_current_dispatch_mode
 
 from mlplab.nn import options as opt
 from mlplab.nn.encodings import CoordinateAdapter
@@ -221,11 +222,13 @@ class GridEncoding(CoordinateAdapter):
 
     def native_serves(self, x: Tensor) -> bool:
         """Whether the native lookup covers this call: CPU, fp32 table, coordinates that need
-        no gradient (it returns the table's only), and no tracing (`torch.compile`,
-        `torch.export` and the JIT see the torch path, which they can read)."""
+        no gradient (it returns the table's only), no tracing (`torch.compile`, `torch.export`
+        and the JIT see the torch path, which they can read) and no dispatch mode (the FLOP
+        counters of `mlplab.count` see the torch path's ops: the same count either way)."""
         return (x.device.type == "cpu" and self.table.dtype == torch.float32
                 and not (x.requires_grad and torch.is_grad_enabled())
-                and not torch.compiler.is_compiling() and not torch.jit.is_tracing())
+                and not torch.compiler.is_compiling() and not torch.jit.is_tracing()
+                and _get_current_dispatch_mode() is None)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: Any,
                               **kwargs: Any) -> None:
