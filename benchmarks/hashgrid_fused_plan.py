@@ -88,7 +88,7 @@ compiled_scatter = torch.compile(scatter_plan, options={"cpp.threads": 1})
 
 
 def buffers(enc: GridEncoding) -> tuple[Tensor, ...]:
-    return enc.res, enc.top, enc.mult, enc.masks, enc.offsets
+    return enc.level_buffers()
 
 
 class FusedPlanLookup(torch.autograd.Function):

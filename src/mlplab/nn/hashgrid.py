@@ -214,11 +214,15 @@ class GridEncoding(CoordinateAdapter):
         if x.ndim != 2 or x.shape[1] != self.d_in:
             raise ValueError(f"expected coordinates (batch, {self.d_in}), got {tuple(x.shape)}")
         if self.implementation == "native" and self.native_serves(x):
-            levels = (self.res, self.top, self.mult, self.masks, self.offsets)
-            out = NativeGridLookup.apply(self.table, x.float().contiguous(), *levels)
+            out = NativeGridLookup.apply(self.table, x.float().contiguous(), *self.level_buffers())
             return out.view(x.shape[0], self.d_out)
         idx, w = self.lookup_indices(x)
         return GridLookup.apply(self.table, idx, w).view(x.shape[0], self.d_out)
+
+    def level_buffers(self) -> tuple[Tensor, ...]:
+        """What a fused lookup needs besides the table and the coordinates, per level `(L,)`
+        (`mult`: `(d_in, L)`): resolution, top cell, axis multipliers, masks, offsets."""
+        return self.res, self.top, self.mult, self.masks, self.offsets
 
     def native_serves(self, x: Tensor) -> bool:
         """Whether the native lookup covers this call: CPU, fp32 table, coordinates that need
