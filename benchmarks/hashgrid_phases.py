@@ -8,6 +8,8 @@ coordinates, 1 thread, CPU milliseconds on the process clock; every row timed in
   (`GridLookup`, no grad), the weight spread, the backward's four scatters into a zero table;
 - the same fwd+bwd with the backward's scatter done by `index_add_` (the code before
   `scatter_add_`), and with the whole encoding under `torch.compile` (inductor);
+- with `implementation="native"` (the fused C++ lookup, `mlplab.nn.grid_native`): the same
+  fwd+bwd, and its forward and backward ops alone (given the coordinates and the gradient);
 - the training step of `hashgrid_levels.py` (64-wide MLP, fused AdamW, 2^15 random points in
   batches of 8,192), its encoding fwd+bwd and the MLP's step alone, with the eager encoding and
   with the index math, gathers and corner sum compiled into one inductor kernel beside an eager
@@ -30,6 +32,7 @@ from collections.abc import Callable
 import torch
 
 import mlplab.nn.grid_lookup as lookup
+from mlplab.nn.grid_native import load as load_native
 from mlplab.nn.hashgrid import GridEncoding
 
 LEVEL_OPTIONS = {"levels": 16, "finest_resolution": 2048}
@@ -104,7 +107,7 @@ def main() -> None:
 
     def fwd_bwd(module: torch.nn.Module, add_rows=scatter) -> None:
         lookup.add_rows = add_rows
-        enc.table.grad = None
+        module.zero_grad(set_to_none=True)
         module(x).sum().backward()
         lookup.add_rows = scatter
 
@@ -126,6 +129,16 @@ def main() -> None:
         "  backward: 4 scatter_add_ into a zero table": scatters,
         "encoding fwd+bwd, backward by index_add_": lambda: fwd_bwd(enc, index_add_rows),
     }
+    native = GridEncoding(2, implementation="native", **LEVEL_OPTIONS)
+    native.load_state_dict(enc.state_dict())
+    if native.implementation == "native":  # built (a C++ compiler is there)
+        ops, levels = load_native(), native.level_buffers()
+        table, grad3 = native.table.detach(), torch.randn(x.shape[0], enc.levels, 2)
+        rows["native: encoding fwd+bwd"] = lambda: fwd_bwd(native)
+        rows["  native: forward op alone"] = lambda: ops.forward(x, table, *levels)
+        rows["  native: backward op alone"] = lambda: ops.backward(
+            x, grad3, table.shape[0], *levels
+        )
     if not args.no_compile:
         compiled = torch.compile(enc)
         fwd_bwd(compiled)  # compiles (tens of seconds)
